@@ -1,0 +1,1 @@
+"""pycorefile's built-in plugins, one sub-package each (like CoreDNS's ``plugin/``)."""

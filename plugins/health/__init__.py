@@ -1,0 +1,1 @@
+"""CoreDNS's health plugin."""

@@ -1,0 +1,1 @@
+"""CoreDNS's ready plugin."""

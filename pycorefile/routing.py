@@ -1,0 +1,373 @@
+"""The sans-I/O core: Corefile model → chains → ``bytes in, bytes out``.
+
+An :class:`Engine` holds every chain of one Corefile and groups the server-block
+keys into :class:`Server` objects, one per ``scheme://listen-address:port``, the
+way CoreDNS creates one DNS server per address. A :class:`Server` routes one query
+(spec §2.2): header checks, longest zone match, the chain, then the reply is
+"scrubbed" (EDNS normalised to the client's, truncated to its size).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dnslib import DNSRecord, EDNS0
+
+from . import wire as w
+from .chain import Chain, Plugin, Reply, Request, Resume, build_chain
+from .corefile.model import Corefile, Key, ServerBlock
+from .metrics import MetricsRegistry
+from .registry import Registry, default_registry
+
+log = logging.getLogger("pycorefile")
+
+BARE_RCODES = frozenset({w.SERVFAIL, w.REFUSED, w.FORMERR, w.NOTIMP})
+
+Listener = Callable[[Request, Reply, float], None]
+
+
+class Server:
+    """The zones served on one listen address (CoreDNS: one ``dnsserver.Server``)."""
+
+    def __init__(self, engine: Engine, scheme: str, port: str, addresses: tuple[str, ...]) -> None:
+        self.engine = engine
+        self.scheme = scheme
+        self.port = port
+        self.addresses = addresses      # bind addresses; ("",) = all interfaces
+        self.zones: dict[str, Chain] = {}
+        self.keys: list[Key] = []
+
+    @property
+    def label(self) -> str:
+        """The ``server`` metric label: ``dns://127.0.0.1:1053`` or ``dns://:53``."""
+        host = self.addresses[0] if self.addresses else ""
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def add(self, key: Key, chain: Chain) -> None:
+        if key.zone in self.zones:
+            raise_duplicate(key)
+        self.zones[key.zone] = chain
+        self.keys.append(key)
+
+    # -- routing ------------------------------------------------------------
+    def route(self, name: str, qtype: int = 1) -> tuple[str, Chain] | None:
+        """Longest zone match for ``name`` (lower-cased FQDN), then ``.``.
+
+        DS queries prefer the parent zone (the deepest match is remembered and
+        the walk continues), as CoreDNS does (RFC 4035 §3.1.4.1).
+        """
+        zones = self.zones
+        found: tuple[str, Chain] | None = None
+        n = name
+        while n and n != ".":
+            chain = zones.get(n)
+            if chain is not None:
+                if qtype != 43:  # DS
+                    return n, chain
+                if found is None:
+                    found = (n, chain)
+                else:
+                    return n, chain
+            i = n.find(".")
+            if i < 0:
+                break
+            n = n[i + 1 :]
+        if found is not None:
+            return found
+        chain = zones.get(".")
+        return (".", chain) if chain is not None else None
+
+    async def serve(self, req: Request) -> Reply:
+        """Run the chain for ``req`` and return its (possibly unwritten) reply."""
+        engine = self.engine
+        req.server = self.label
+        req.engine = engine
+        start = time.perf_counter() if engine.listeners else 0.0
+        if req.qdcount == 0:
+            reply = Reply.fail(w.SERVFAIL, "no question")
+        else:
+            hit = self.route(req.name, req.qtype)
+            if hit is None:
+                reply = Reply.fail(w.REFUSED, "no zone")
+                engine.report_unrouted(req, reply)
+            else:
+                zone, chain = hit
+                req.zone = zone
+                head = chain.head
+                if head is None:
+                    reply = Reply.fail(w.REFUSED, "empty server block")
+                    engine.report_unrouted(req, reply)
+                elif req.qclass != 1 and not chain.enables_chaos:
+                    reply = Reply.fail(w.REFUSED, "class not IN")
+                    engine.report_unrouted(req, reply)
+                elif req.edns_version > 0:
+                    reply = Reply.fail(w.BADVERS, "unsupported EDNS version")
+                else:
+                    try:
+                        reply = await head(req)
+                    except Exception as exc:  # a broken plugin must not kill the server
+                        engine.report_panic(req, exc)
+                        reply = Reply.fail(w.SERVFAIL, exc)
+        if engine.listeners:
+            took = time.perf_counter() - start
+            for fn in engine.listeners:
+                fn(req, reply, took)
+        return reply
+
+    def dispatch(
+        self, data: bytes, client: tuple[str, int], proto: str
+    ) -> bytes | None | Awaitable[bytes | None]:
+        """Handle one datagram/message: bytes, ``None`` (drop) or an awaitable.
+
+        The awaitable is returned only when a plugin actually had to wait (forward,
+        a cache miss); everything else completes here without an event loop.
+        """
+        try:
+            req = Request.from_wire(data, client, proto)
+        except w.WireError as exc:
+            return self.engine.malformed(data, exc)
+        if req.flags & w.QR:
+            self.engine.count_drop("response")
+            return None
+        opcode = req.opcode
+        if opcode != 0 and opcode != 4:
+            return bare_reply(req, w.NOTIMP)
+        coro = self._respond(req)
+        try:
+            first = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+        return Resume(coro, first)
+
+    async def _respond(self, req: Request) -> bytes:
+        reply = await self.serve(req)
+        return finish(req, reply)
+
+
+def raise_duplicate(key: Key) -> None:
+    from .corefile.errors import CorefileError
+
+    raise CorefileError(
+        f"cannot serve {key.scheme}://{key.zone}:{key.port} - it is already defined", kind="plain"
+    )
+
+
+class Engine:
+    """Every chain of one Corefile, grouped into servers.
+
+    The engine owns the metrics registry, the listeners that observe replies (the
+    pytest plugin, the prometheus plugin), and ``loop``: the event loop its
+    plugins do I/O on (set by the driver, the server or the Resolver).
+    """
+
+    def __init__(
+        self,
+        corefile: Corefile,
+        *,
+        registry: Registry | None = None,
+        metrics: MetricsRegistry | None = None,
+        config_dir: str | None = None,
+    ) -> None:
+        self.corefile = corefile
+        self.registry = registry or default_registry()
+        self.metrics = metrics or MetricsRegistry()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.listeners: list[Listener] = []
+        self.unrouted_hooks: list[Callable[[Request, Reply], None]] = []
+        self.shared: dict[str, Any] = {}
+        self.drops = 0
+        self.drop_reasons: dict[str, int] = {}
+        self.panics = 0
+        self.chains: list[Chain] = []
+        self.servers: list[Server] = []
+        if config_dir is None:
+            fn = corefile.filename
+            config_dir = os.path.dirname(os.path.abspath(fn)) if fn and os.path.exists(fn) else os.getcwd()
+        self.config_dir = config_dir
+        self._build()
+
+    def _build(self) -> None:
+        by_addr: dict[tuple[str, str, tuple[str, ...]], Server] = {}
+        for block in self.corefile.blocks:
+            chain = build_chain(
+                block, self.registry, config_dir=self.config_dir, shared=self.shared
+            )
+            self.chains.append(chain)
+            addrs = bind_addresses(chain)
+            for key in block.keys:
+                sk = (key.scheme, key.port, addrs)
+                server = by_addr.get(sk)
+                if server is None:
+                    server = by_addr[sk] = Server(self, key.scheme, key.port, addrs)
+                    self.servers.append(server)
+                server.add(key, chain)
+        for chain in self.chains:
+            for p in chain.all_plugins:
+                p.engine = self
+        for chain in self.chains:
+            for p in chain.all_plugins:
+                p.register_metrics(self.metrics)
+
+    # -- lookups ------------------------------------------------------------
+    def plugins(self) -> list[Plugin]:
+        return [p for c in self.chains for p in c.all_plugins]
+
+    def server_for(self, port: int | str | None = None) -> Server:
+        """The server that handles in-process queries.
+
+        With several ports, ``port`` picks one; otherwise the first DNS server.
+        """
+        dns = [s for s in self.servers if s.scheme == "dns"] or self.servers
+        if not dns:
+            raise LookupError("the Corefile defines no server")
+        if port is None:
+            return dns[0]
+        for s in dns:
+            if s.port == str(port):
+                return s
+        raise LookupError(f"no server block listens on port {port}")
+
+    # -- events -------------------------------------------------------------
+    def report_unrouted(self, req: Request, reply: Reply) -> None:
+        for hook in self.unrouted_hooks:
+            hook(req, reply)
+
+    def report_panic(self, req: Request, exc: BaseException) -> None:
+        self.panics += 1
+        m = self.metrics.get("coredns_panics_total")
+        if m is not None:
+            m.inc()
+        log.error("plugin failure for %s %s: %r", req.qname, req.type_name, exc, exc_info=exc)
+
+    def count_drop(self, reason: str) -> None:
+        self.drops += 1
+        self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + 1
+
+    def malformed(self, data: bytes, exc: w.WireError) -> bytes | None:
+        """FORMERR when the header is readable, otherwise a counted drop."""
+        if not exc.header_ok:
+            self.count_drop("short")
+            return None
+        qid, flags = w.HEADER.unpack_from(data)[:2]
+        if flags & w.QR:
+            self.count_drop("response")
+            return None
+        self.count_drop("formerr")
+        out_flags = w.QR | (flags & (w.OPCODE_MASK | w.RD)) | w.FORMERR
+        return w.HEADER.pack(qid, out_flags, 0, 0, 0, 0)
+
+
+def bind_addresses(chain: Chain) -> tuple[str, ...]:
+    for p in chain.all_plugins:
+        addrs = getattr(p, "bind_addresses", None)
+        if addrs:
+            return tuple(addrs)
+    return ("",)
+
+
+# ---------------------------------------------------------------------------
+# Replies leaving the server
+# ---------------------------------------------------------------------------
+
+
+def bare_reply(req: Request, rcode: int) -> bytes:
+    """A reply with no records: ID, opcode and RD copied, question echoed, and an
+    OPT record when the query had one (CoreDNS's ``dnsutil``-style error reply)."""
+    flags = w.QR | (req.flags & (w.OPCODE_MASK | w.RD | w.CD)) | (rcode & 0xF)
+    question = req.wire[12 : req.qend] if req.qdcount else b""
+    ar = 1 if req.edns else 0
+    out = w.HEADER.pack(req.id, flags, 1 if req.qdcount else 0, 0, 0, ar) + question
+    if req.edns:
+        ext = (rcode >> 4) & 0xFF
+        ttl = (ext << 24) | (w.DO_BIT if req.do else 0)
+        out += b"\x00" + w.RRHEAD.pack(w.OPT, max(req.udp_size, 512), ttl, 0)
+    return out
+
+
+def finish(req: Request, reply: Reply) -> bytes:
+    """Turn a chain's reply into the bytes sent to the client (spec §0 "scrubbed")."""
+    return finish_both(req, reply)[0]
+
+
+def finish_both(req: Request, reply: Reply) -> tuple[bytes, DNSRecord | None]:
+    """Like :func:`finish`, also returning the scrubbed record when one was built
+    (the in-process resolver returns it without decoding the bytes again)."""
+    if not reply.written:
+        return bare_reply(req, reply.rcode), None
+    if reply.final and reply.has_wire:
+        data = reply.wire
+        if len(data) <= req.max_size:
+            # Patch the ID and the question as the client spelled it (same length).
+            return w.U16.pack(req.id) + data[2:12] + req.wire[12 : req.qend] + data[req.qend :], None
+    msg = scrub(req, reply.message)
+    data = bytes(msg.pack())
+    if len(data) > req.max_size:
+        return truncate(msg, req.max_size), None
+    return data, msg
+
+
+def copy_message(msg: DNSRecord) -> DNSRecord:
+    """A new record sharing the RR objects (cheap; RRs are never mutated)."""
+    from dnslib import DNSHeader
+
+    h = msg.header
+    header = DNSHeader(id=h.id, bitmap=h.bitmap, q=len(msg.questions), a=len(msg.rr),
+                       auth=len(msg.auth), ar=len(msg.ar))
+    return DNSRecord(header, questions=list(msg.questions), rr=list(msg.rr),
+                     auth=list(msg.auth), ar=list(msg.ar))
+
+
+def scrub(req: Request, msg: DNSRecord) -> DNSRecord:
+    """A copy of ``msg`` with the request's ID and EDNS normalised to the client's
+    (version 0, the client's size, DO iff the client set DO, options kept)."""
+    out = copy_message(msg)
+    out.header.id = req.id
+    opts: list[Any] = []
+    rest = []
+    for rr in out.ar:
+        if rr.rtype == w.OPT:
+            opts.extend(getattr(rr, "rdata", None) or [])
+        else:
+            rest.append(rr)
+    if req.edns:
+        rest.append(EDNS0(udp_len=max(req.udp_size, 512), flags="do" if req.do else "", opts=opts))
+    out.ar = rest
+    return out
+
+
+def truncate(msg: DNSRecord, size: int) -> bytes:
+    """Drop records until the packed message fits ``size`` (at least 512).
+
+    Additional records go first, then authority, then answers from the end; TC is
+    set when an answer or authority record had to go (RFC 2181 §9: dropping
+    additional data alone does not set TC). The OPT record is always kept.
+    """
+    size = max(size, 512)
+    opt = [rr for rr in msg.ar if rr.rtype == w.OPT]
+    extra = [rr for rr in msg.ar if rr.rtype != w.OPT]
+    tc = False
+    while True:
+        msg.ar = extra + opt
+        data = bytes(msg.pack())
+        if len(data) <= size:
+            return data
+        if extra:
+            extra.pop()
+        elif msg.auth:
+            msg.auth.pop()
+            tc = True
+            msg.header.tc = 1
+        elif msg.rr:
+            msg.rr.pop()
+            tc = True
+            msg.header.tc = 1
+        else:
+            msg.header.tc = 1 if tc else msg.header.tc
+            return data[:size]
