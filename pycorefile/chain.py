@@ -244,6 +244,16 @@ class Reply:
         """An unwritten error: the server sends a bare reply with ``rcode``."""
         return cls(rcode, written=False, error=error)
 
+    @classmethod
+    def drop(cls) -> Reply:
+        """Nothing is sent at all (the client times out), like a CoreDNS plugin that
+        returns NOERROR without writing."""
+        return cls(0, written=False)
+
+    @property
+    def dropped(self) -> bool:
+        return not self.written and self.rcode == 0
+
     @property
     def message(self) -> DNSRecord:
         if self._msg is None:

@@ -25,15 +25,17 @@ from .chain import Reply, Request, Resume
 from .corefile.model import Corefile
 from .metrics import MetricsRegistry
 from .registry import Registry
-from .routing import Engine, Server, finish_both
+from .routing import Engine, Server, bare_reply, finish_both
 
 
-def _load(corefile: str | Corefile, filename: str = "Corefile") -> Corefile:
+def _load(
+    corefile: str | Corefile, filename: str = "Corefile", registry: Registry | None = None
+) -> Corefile:
     if isinstance(corefile, Corefile):
         return corefile
     from . import corefile as cf
 
-    return cf.loads(corefile, filename=filename)
+    return cf.loads(corefile, filename=filename, registry=registry)
 
 
 class Resolver:
@@ -69,11 +71,9 @@ class Resolver:
         registry: Registry | None = None,
     ) -> Resolver:
         """Build from Corefile text or an already loaded model."""
-        model = _load(corefile, filename)
+        model = _load(corefile, filename, registry)
         if not model.blocks:
-            from . import corefile as cf
-
-            model = cf.loads(DEFAULT_COREFILE, filename=filename)
+            model = _load(DEFAULT_COREFILE, filename, registry)
         return cls(Engine(model, registry=registry), port=port)
 
     @classmethod
@@ -143,7 +143,12 @@ class Resolver:
     async def _serve(self, req: Request) -> tuple[Reply, DNSRecord]:
         reply = await self.server.serve(req)
         data, msg = finish_both(req, reply)
-        return reply, msg if msg is not None else DNSRecord.parse(data)
+        if msg is not None:
+            return reply, msg
+        if data is None:
+            # Dropped (a client would time out): in process this reads as SERVFAIL.
+            data = bare_reply(req, 2)
+        return reply, DNSRecord.parse(data)
 
     def resolve(
         self,

@@ -146,7 +146,7 @@ class Server:
             return stop.value
         return Resume(coro, first)
 
-    async def _respond(self, req: Request) -> bytes:
+    async def _respond(self, req: Request) -> bytes | None:
         reply = await self.serve(req)
         return finish(req, reply)
 
@@ -291,15 +291,19 @@ def bare_reply(req: Request, rcode: int) -> bytes:
     return out
 
 
-def finish(req: Request, reply: Reply) -> bytes:
-    """Turn a chain's reply into the bytes sent to the client (spec §0 "scrubbed")."""
+def finish(req: Request, reply: Reply) -> bytes | None:
+    """Turn a chain's reply into the bytes sent to the client (spec §0 "scrubbed");
+    ``None`` when nothing is to be sent."""
     return finish_both(req, reply)[0]
 
 
-def finish_both(req: Request, reply: Reply) -> tuple[bytes, DNSRecord | None]:
+def finish_both(req: Request, reply: Reply) -> tuple[bytes | None, DNSRecord | None]:
     """Like :func:`finish`, also returning the scrubbed record when one was built
     (the in-process resolver returns it without decoding the bytes again)."""
     if not reply.written:
+        if reply.rcode == 0:
+            # A plugin returned "success" without writing: CoreDNS sends nothing.
+            return None, None
         return bare_reply(req, reply.rcode), None
     if reply.final and reply.has_wire:
         data = reply.wire

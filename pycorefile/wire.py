@@ -223,7 +223,10 @@ def qtype_code(name: str | int) -> int:
     upper = name.upper()
     if upper.startswith("TYPE") and upper[4:].isdigit():
         return int(upper[4:])
-    code = getattr(QTYPE, upper, None)
+    try:
+        code = getattr(QTYPE, upper)
+    except Exception:
+        code = None
     if not isinstance(code, int):
         raise ValueError(f"unknown query type {name!r}")
     return code
@@ -235,7 +238,10 @@ def qclass_code(name: str | int) -> int:
     upper = name.upper()
     if upper.startswith("CLASS") and upper[5:].isdigit():
         return int(upper[5:])
-    code = getattr(CLASS, upper, None)
+    try:
+        code = getattr(CLASS, upper)
+    except Exception:
+        code = None
     if not isinstance(code, int):
         raise ValueError(f"unknown query class {name!r}")
     return code

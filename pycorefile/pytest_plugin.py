@@ -1,0 +1,1 @@
+"""pytest fixtures for faking DNS (dns_mock, dns_server)."""
