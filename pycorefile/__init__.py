@@ -6,10 +6,7 @@ A node-local DNS server (``pycorefile serve``), an in-process resolver
 
 from ._version import __version__
 from .chain import Plugin, Reply, Request
-try:
-    from .corefile import load, loads
-except ImportError:  # TEMP
-    pass
+from .corefile import load, loads
 from .corefile.errors import CorefileError
 from .resolver import Resolver
 from .server import serve

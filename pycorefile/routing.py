@@ -194,20 +194,22 @@ class Engine:
         self._build()
 
     def _build(self) -> None:
-        by_addr: dict[tuple[str, str, tuple[str, ...]], Server] = {}
+        by_addr: dict[tuple[str, str, str], Server] = {}
         for block in self.corefile.blocks:
             chain = build_chain(
                 block, self.registry, config_dir=self.config_dir, shared=self.shared
             )
             self.chains.append(chain)
-            addrs = bind_addresses(chain)
-            for key in block.keys:
-                sk = (key.scheme, key.port, addrs)
-                server = by_addr.get(sk)
-                if server is None:
-                    server = by_addr[sk] = Server(self, key.scheme, key.port, addrs)
-                    self.servers.append(server)
-                server.add(key, chain)
+            # CoreDNS makes one server per listen address: with "bind A B" a block is
+            # served by two servers (and labelled dns://A:port, dns://B:port).
+            for addr in bind_addresses(chain):
+                for key in block.keys:
+                    sk = (key.scheme, key.port, addr)
+                    server = by_addr.get(sk)
+                    if server is None:
+                        server = by_addr[sk] = Server(self, key.scheme, key.port, (addr,))
+                        self.servers.append(server)
+                    server.add(key, chain)
         for chain in self.chains:
             for p in chain.all_plugins:
                 p.engine = self

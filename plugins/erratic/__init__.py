@@ -71,7 +71,7 @@ class Erratic(Plugin):
         return cls(drop, delay, duration, truncate, large)
 
     async def serve(self, request: Request, next: Next) -> Reply:
-        n = next(self._counter)  # query number, counted from 0
+        n = self._counter.__next__()  # query number, counted from 0
         drop = self.drop > 0 and n % self.drop == 0
         delay = self.delay > 0 and n % self.delay == 0
         trunc = self.truncate > 0 and n % self.truncate == 0

@@ -17,8 +17,8 @@ class Token:
     """One lexical token after env substitution.
 
     ``file`` is the path as given for the main Corefile, absolute for imported files.
-    ``quoted`` tells whether the token was written in double quotes (a quoted ``{``
-    is an ordinary argument, not a block opener).
+    ``quoted`` tells whether the token was written in double quotes. CoreDNS does not
+    keep that distinction: a quoted ``"{"`` opens a block like a bare ``{``.
     """
 
     text: str
@@ -39,11 +39,16 @@ class Directive:
     property name with its arguments, e.g. ``max_fails 2``, or a hosts entry
     ``10.0.0.1 db.local`` whose ``name`` is the IP). ``block`` is ``None`` when the
     directive had no ``{ }`` and an empty tuple for ``{ }``.
+
+    ``raw`` is every token of the directive in source order, braces included: the
+    token stream a CoreDNS plugin's setup reads. Use it where the exact layout
+    matters (is the ``{`` on the directive's own line? anything after the ``}``?).
     """
 
     name_token: Token
     arg_tokens: tuple[Token, ...] = ()
     block: tuple[Directive, ...] | None = None
+    raw: tuple[Token, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def name(self) -> str:

@@ -32,8 +32,13 @@ class _UDP(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         listener = self.listener
+        if not listener.accepting:
+            return
+        host = addr[0]
+        if host.startswith("::ffff:") and "." in host:
+            host = host[7:]  # IPv4 client on a dual-stack socket
         try:
-            out = listener.server.dispatch(data, (addr[0], addr[1]), "udp")
+            out = listener.server.dispatch(data, (host, addr[1]), "udp")
         except Exception:  # never let one datagram kill the listener
             log.exception("dispatch failed")
             return
@@ -69,7 +74,10 @@ class _TCP(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("", 0)
-        self.peer = (peer[0], peer[1])
+        host = peer[0]
+        if host.startswith("::ffff:") and "." in host:
+            host = host[7:]  # IPv4 client on a dual-stack socket
+        self.peer = (host, peer[1])
         if len(self.listener.connections) >= TCP_MAX_CONNECTIONS:
             self.listener.server.engine.count_drop("tcp-connection-limit")
             transport.abort()  # type: ignore[attr-defined]
@@ -110,6 +118,8 @@ class _TCP(asyncio.Protocol):
             self.transport.pause_reading()  # type: ignore[union-attr]
 
     def _handle(self, msg: bytes) -> None:
+        if not self.listener.accepting:
+            return
         try:
             out = self.listener.server.dispatch(msg, self.peer, "tcp")
         except Exception:
@@ -158,6 +168,7 @@ class Listener:
         self.connections: set[_TCP] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.idle_timeout = TCP_IDLE_TIMEOUT
+        self.accepting = True
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -204,8 +215,15 @@ class Listener:
         raise last or OSError("could not bind")
 
     def stop_accepting(self) -> None:
+        """Refuse new work; the UDP socket stays open until :meth:`drain` so replies
+        to queries already in flight can still be sent."""
+        self.accepting = False
         if self.tcp is not None:
             self.tcp.close()
+
+    def close(self) -> None:
+        """Close at once (nothing in flight to wait for)."""
+        self.stop_accepting()
         if self.udp is not None:
             self.udp.close()
 
@@ -218,6 +236,8 @@ class Listener:
                 c.transport.close()
         for t in list(self.tasks):
             t.cancel()
+        if self.udp is not None:
+            self.udp.close()
 
 
 def _has_ipv6() -> bool:
@@ -299,7 +319,7 @@ class DNSServer:
             # Roll back: the old engine keeps serving.
             for lst in new_listeners:
                 if (lst.host, lst.port) not in {(x.host, x.port) for x in self.listeners}:
-                    lst.stop_accepting()
+                    lst.close()
             for lst in self.listeners:
                 for server in old.servers:
                     if str(lst.port) == server.port and lst.host in server.addresses:

@@ -1,0 +1,138 @@
+"""Corefile tokens, as CoreDNS's Corefile reader produces them.
+
+The token rules live in ``grammar.lark`` and lark's lexer applies them (with line
+numbers). This module turns lark's raw matches into token text the way CoreDNS
+does (quotes removed, ``\\"`` unescaped, carriage returns dropped, mid-word
+comments cut) and hands the parser a list of :class:`Lexeme` objects.
+
+CoreDNS quirks reproduced here (each checked against the coredns/caddy lexer):
+
+* a leading byte-order mark is dropped (only as the very first character);
+* a ``"`` opens a quoted token only as the first character of a token, so
+  ``a"b c"`` is the two tokens ``a"b`` and ``c"``; a quoted token ends at its
+  closing quote even if a word follows without a space (``"a"b`` is ``a``, ``b``);
+* inside quotes ``\\"`` is a quote and every other backslash is kept as written,
+  together with the character after it (``"C:\\php"`` stays ``C:\\php``);
+* an unterminated quote runs to the end of the input; if it collected nothing
+  (a lone ``"`` at the very end) there is no token at all;
+* ``#`` at the start of a token comments out the rest of the line; ``#`` in the
+  middle of a word ends the word and skips only up to the next whitespace
+  (``foo#bar baz`` is ``foo``, ``baz``);
+* ``\\r`` outside quotes is dropped wherever it is, even inside a word;
+* ``;`` is an ordinary character.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from importlib import resources
+
+from lark import Lark
+
+from .model import Token
+
+__all__ = ["Lexeme", "lex", "tokenize"]
+
+_BOM = "\ufeff"
+_build_lock = threading.Lock()
+
+
+class Lexeme:
+    """A token while the parser works on it (mutable, unlike :class:`Token`).
+
+    ``src`` is ``""`` for the main Corefile and the absolute path of an imported
+    file, exactly like the ``File`` field CoreDNS keeps: two tokens are "on the
+    same line" only if their ``src`` is the same. Env substitution rewrites
+    ``text`` in place, as CoreDNS does, because later "is this a new line?"
+    decisions count the newlines in the *substituted* text.
+    """
+
+    __slots__ = ("text", "line", "src", "quoted")
+
+    def __init__(self, text: str, line: int, src: str = "", quoted: bool = False) -> None:
+        self.text = text
+        self.line = line
+        self.src = src
+        self.quoted = quoted
+
+    def copy(self) -> Lexeme:
+        return Lexeme(self.text, self.line, self.src, self.quoted)
+
+    def end_line(self) -> int:
+        """The line this token ends on (a quoted token may contain newlines)."""
+        return self.line + self.text.count("\n")
+
+    def to_token(self, main_file: str) -> Token:
+        return Token(self.text, self.src or main_file, self.line, self.quoted)
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"Lexeme({self.text!r}, line={self.line}, src={self.src!r})"
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> Lark:
+    # Built once, on first use: parsing Corefiles is not a hot path, but tests and
+    # reloads parse many of them.
+    with _build_lock:
+        grammar = resources.files(__package__).joinpath("grammar.lark").read_text("utf-8")
+        return Lark(grammar, parser="lalr", lexer="basic")
+
+
+def _quoted_text(raw: str) -> str | None:
+    """Text of a QUOTED match, or ``None`` when CoreDNS yields no token."""
+    if len(raw) >= 2 and raw[-1] == '"':
+        # Closed, unless the final quote is itself escaped (an unterminated token
+        # that ends in \" at end of input). Count the backslashes before it.
+        i = len(raw) - 2
+        while i > 0 and raw[i] == "\\":
+            i -= 1
+        closed = (len(raw) - 2 - i) % 2 == 0
+    else:
+        closed = False
+    if closed:
+        body = raw[1:-1]
+    else:
+        body = raw[1:]
+        if body.endswith("\\") and (len(body) - len(body.rstrip("\\"))) % 2 == 1:
+            # A lone backslash right before end of input escapes nothing and is
+            # not kept.
+            body = body[:-1]
+        if not body:
+            return None
+    if "\\" in body:
+        # Inside the body every `"` belongs to a `\"` pair (an unpaired one would
+        # have closed the token), so a plain replace is exact.
+        body = body.replace('\\"', '"')
+    return body
+
+
+def lex(text: str, src: str = "") -> list[Lexeme]:
+    """Tokenise Corefile text into :class:`Lexeme` objects (no env substitution)."""
+    if text.startswith(_BOM):
+        text = text[1:]
+    out: list[Lexeme] = []
+    append = out.append
+    for tok in _lark().lex(text):
+        raw = str(tok)
+        if tok.type == "WORD":
+            cut = raw.find("#")
+            if cut != -1:
+                raw = raw[:cut]
+            if "\r" in raw:
+                raw = raw.replace("\r", "")
+            append(Lexeme(raw, tok.line or 1, src))
+        else:  # QUOTED
+            body = _quoted_text(raw)
+            if body is not None:
+                append(Lexeme(body, tok.line or 1, src, True))
+    return out
+
+
+def tokenize(text: str, filename: str = "Corefile") -> list[Token]:
+    """The tokens of ``text`` with their lines, as CoreDNS's lexer sees them.
+
+    No env substitution, imports or structure: this is the lexical layer only,
+    useful for tools and tests.
+    """
+    return [lx.to_token(filename) for lx in lex(text)]
