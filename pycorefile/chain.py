@@ -53,6 +53,25 @@ class Request:
         "opt_count", "_message", "zone", "server", "engine", "meta", "local",
     )
 
+    wire: bytes
+    client: tuple[str, int]
+    proto: str
+    id: int
+    flags: int
+    qdcount: int
+    qname: str
+    name: str
+    qtype: int
+    qclass: int
+    qwire: bytes
+    qend: int
+    key: bytes
+    edns: bool
+    do: bool
+    udp_size: int
+    edns_version: int
+    opt_count: int
+
     def __init__(self) -> None:
         self._message: DNSRecord | None = None
         self.zone = "."

@@ -63,8 +63,7 @@ def _build_engine(text: str, filename: str, dns_port: str | None):  # type: igno
     from . import corefile as cf
     from .routing import Engine
 
-    kwargs = {"dns_port": dns_port} if dns_port else {}
-    model = cf.loads(text, filename=filename, **kwargs)
+    model = cf.loads(text, filename=filename, dns_port=dns_port or "53")
     if not model.blocks:
         from .resolver import DEFAULT_COREFILE
 

@@ -202,6 +202,7 @@ class MetricsRegistry:
             HistogramMetricFamily,
         )
 
+        fam: Any
         for m in list(self._metrics.values()):
             items = m.items()
             if isinstance(m, Histogram):
@@ -209,7 +210,7 @@ class MetricsRegistry:
                 for key, child in items:
                     acc = 0
                     buckets = []
-                    for bound, count in zip(m.buckets + (float("inf"),), child.counts):
+                    for bound, count in zip(m.buckets + (float("inf"),), child.counts, strict=False):
                         acc += count
                         buckets.append((_fmt(bound), acc))
                     fam.add_metric(list(key), buckets, child.sum)

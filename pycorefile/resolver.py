@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-
 from concurrent.futures import Future
 from typing import Any
 

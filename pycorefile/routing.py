@@ -16,11 +16,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dnslib import DNSRecord, EDNS0
+from dnslib import EDNS0, DNSRecord
 
 from . import wire as w
 from .chain import Chain, Plugin, Reply, Request, Resume, build_chain
-from .corefile.model import Corefile, Key, ServerBlock
+from .corefile.model import Corefile, Key
 from .metrics import MetricsRegistry
 from .registry import Registry, default_registry
 

@@ -258,3 +258,20 @@ def add_opt(message: bytes, udp_size: int, do: bool = False) -> bytes:
     """``message`` (which has no OPT) with an OPT record appended and ARCOUNT + 1."""
     arcount = U16.unpack_from(message, 10)[0] + 1
     return message[:10] + U16.pack(arcount) + message[12:] + opt_record(udp_size, do)
+
+
+def question_key(message: bytes) -> tuple[bytes, int] | None:
+    """The question of a message with exactly one question, in the form of
+    ``Request.key`` (lower-cased name bytes, type and class), and the offset where the
+    question ends; ``None`` when there is no such question or it cannot be read
+    (a compression pointer inside the question is invalid: it could only point
+    into the header)."""
+    if len(message) < 17 or message[4] != 0 or message[5] != 1:
+        return None
+    try:
+        end, compressed = read_name(message, 12)
+    except WireError:
+        return None
+    if compressed or end + 4 > len(message):
+        return None
+    return lower_wire(message[12:end]) + message[end : end + 4], end + 4

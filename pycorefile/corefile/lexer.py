@@ -32,9 +32,14 @@ from lark import Lark
 
 from .model import Token
 
-__all__ = ["Lexeme", "lex", "tokenize"]
+__all__ = ["Lexeme", "lex", "quote_token", "tokenize"]
 
 _BOM = "\ufeff"
+
+# Go's unicode.IsSpace, the separators of the Corefile lexer.
+_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
+    chr(c) for c in range(0x2000, 0x200B)
+)
 _build_lock = threading.Lock()
 
 
@@ -136,3 +141,24 @@ def tokenize(text: str, filename: str = "Corefile") -> list[Token]:
     useful for tools and tests.
     """
     return [lx.to_token(filename) for lx in lex(text)]
+
+
+def quote_token(text: str) -> str:
+    """``text`` written so that the lexer reads it back as one token with that text.
+
+    Bare when possible, otherwise in double quotes with ``"`` escaped. Raises
+    ``ValueError`` for the few texts a Corefile cannot express: one that needs
+    quotes and contains a backslash right before a quote or at its end (the
+    lexer would read ``\\"`` as an escaped quote).
+    """
+    needs_quotes = (
+        text == ""
+        or text[0] in '"\ufeff'
+        or "#" in text
+        or any(c in _SPACE for c in text)
+    )
+    if not needs_quotes:
+        return text
+    if text.endswith("\\") or '\\"' in text:
+        raise ValueError(f"cannot write {text!r} as a Corefile token")
+    return '"' + text.replace('"', '\\"') + '"'

@@ -104,6 +104,7 @@ class _Reader:
         self.snippet_expansions = 0
         self.file_expansions = 0
         self._file_cache: dict[str, list[Lexeme]] = {}
+        self._resolved: dict[tuple[str, str], list[str]] = {}
 
     # -- dispenser moves --------------------------------------------------
     def next(self) -> bool:
@@ -386,7 +387,12 @@ class _Reader:
             self.file_expansions += 1
             file, _ = self._where()
             try:
-                paths = imports.resolve(pattern, file)
+                # Resolved once per parse: an import cycle repeats the same
+                # import until the cap, and the files do not change meanwhile.
+                key = (pattern, file)
+                paths = self._resolved.get(key)
+                if paths is None:
+                    paths = self._resolved[key] = imports.resolve(pattern, file)
                 spliced = []
                 for path in paths:
                     spliced.extend(self._file_tokens(path))

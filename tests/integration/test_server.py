@@ -132,7 +132,7 @@ def _udp_raw(server, payload: bytes, timeout: float = 0.5) -> bytes | None:
         s.sendto(payload, (server.host, server.port))
         try:
             return s.recv(4096)
-        except socket.timeout:
+        except TimeoutError:
             return None
 
 
@@ -227,7 +227,7 @@ def _start_cli(tmp_path, text: str, *extra: str) -> tuple[subprocess.Popen, int]
             return proc, port
         except (dns.exception.Timeout, OSError):
             if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read())
+                raise AssertionError(proc.stdout.read()) from None
     proc.kill()
     raise AssertionError("server did not start")
 
@@ -261,12 +261,12 @@ def test_cli_reload_keeps_old_config_when_new_one_is_bad(tmp_path) -> None:
     proc, port = _start_cli(tmp_path, text)
     cf = tmp_path / "Corefile"
     try:
-        cf.write_text("probe.test:%d {\n bind 127.0.0.1\n nonsense\n}\n" % port)
+        cf.write_text(f"probe.test:{port} {{\n bind 127.0.0.1\n nonsense\n}}\n")
         proc.send_signal(signal.SIGHUP)
         time.sleep(0.5)
         r = dns.query.udp(dns.message.make_query("probe.test", "A"), "127.0.0.1", port=port, timeout=2)
         assert any(rr.rdtype == 33 for rr in r.additional)    # still whoami
-        cf.write_text("probe.test:%d {\n bind 127.0.0.1\n erratic {\n drop 0\n }\n}\n" % port)
+        cf.write_text(f"probe.test:{port} {{\n bind 127.0.0.1\n erratic {{\n drop 0\n }}\n}}\n")
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:

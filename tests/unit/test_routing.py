@@ -10,7 +10,7 @@ from dnslib import DNSRecord
 
 import pycorefile
 from pycorefile import wire as w
-from pycorefile.chain import Plugin, Reply
+from pycorefile.chain import Plugin
 from pycorefile.registry import Registry, default_registry
 
 # Two distinguishable answerers: erratic answers A with 192.0.2.53 in the answer
