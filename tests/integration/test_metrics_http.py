@@ -13,9 +13,10 @@ import dns.message
 import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from upstreams import free_port, require_binary
 
 import pycorefile
+
+from upstreams import free_port, require_binary
 
 pytestmark = pytest.mark.integration
 
