@@ -384,8 +384,12 @@ class Plugin:
         ``forward`` lines), after the once-per-block check.
         """
         if cls.once and len(directives) > 1:
+            # CoreDNS prints no position here; pointing at the second use helps more.
+            second = directives[1]
             raise CorefileError(
                 "this plugin can only be used once per Server Block",
+                second.file,
+                second.line,
                 plugin=cls.name,
                 kind="plain",
             )

@@ -222,13 +222,11 @@ class Resolver:
 
     # -- lifetime -----------------------------------------------------------------
     def close(self) -> None:
-        """Stop plugins (closing upstream sockets) and the background loop."""
+        """Stop plugins (closing upstream sockets, flushing pending logs) and the
+        background loop, if one was started."""
         if self._closed:
             return
-        self._closed = True
         loop = self.engine.loop
-        if loop is None:
-            return
 
         async def stop_all() -> None:
             for p in self.engine.plugins():
@@ -237,14 +235,20 @@ class Resolver:
                 except Exception:  # closing must not fail halfway
                     pass
 
-        try:
+        if loop is None:
+            # Nothing ever needed a loop; stopping usually needs none either.
+            self._drive(stop_all())
+            loop = self.engine.loop
+        else:
             asyncio.run_coroutine_threadsafe(stop_all(), loop).result(timeout=5)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self.engine.loop = None
-            loop.close()
+        self._closed = True
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.engine.loop = None
+        loop.close()
 
     def __enter__(self) -> Resolver:
         return self

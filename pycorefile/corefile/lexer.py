@@ -24,7 +24,7 @@ CoreDNS quirks reproduced here (each checked against the coredns/caddy lexer):
 
 from __future__ import annotations
 
-import functools
+import re
 import threading
 from importlib import resources
 
@@ -75,41 +75,25 @@ class Lexeme:
         return f"Lexeme({self.text!r}, line={self.line}, src={self.src!r})"
 
 
-@functools.lru_cache(maxsize=1)
+_lark_lexer: Lark | None = None
+
+
 def _lark() -> Lark:
-    # Built once, on first use: parsing Corefiles is not a hot path, but tests and
-    # reloads parse many of them.
-    with _build_lock:
-        grammar = resources.files(__package__).joinpath("grammar.lark").read_text("utf-8")
-        return Lark(grammar, parser="lalr", lexer="basic")
+    """The lark object for ``grammar.lark``, built once on first use (thread-safe)."""
+    global _lark_lexer
+    if _lark_lexer is None:
+        with _build_lock:
+            if _lark_lexer is None:
+                grammar = resources.files(__package__).joinpath("grammar.lark").read_text("utf-8")
+                _lark_lexer = Lark(grammar, parser="lalr", lexer="basic")
+    return _lark_lexer
 
 
-def _quoted_text(raw: str) -> str | None:
-    """Text of a QUOTED match, or ``None`` when CoreDNS yields no token."""
-    if len(raw) >= 2 and raw[-1] == '"':
-        # Closed, unless the final quote is itself escaped (an unterminated token
-        # that ends in \" at end of input). Count the backslashes before it.
-        i = len(raw) - 2
-        while i > 0 and raw[i] == "\\":
-            i -= 1
-        closed = (len(raw) - 2 - i) % 2 == 0
-    else:
-        closed = False
-    if closed:
-        body = raw[1:-1]
-    else:
-        body = raw[1:]
-        if body.endswith("\\") and (len(body) - len(body.rstrip("\\"))) % 2 == 1:
-            # A lone backslash right before end of input escapes nothing and is
-            # not kept.
-            body = body[:-1]
-        if not body:
-            return None
-    if "\\" in body:
-        # Inside the body every `"` belongs to a `\"` pair (an unpaired one would
-        # have closed the token), so a plain replace is exact.
-        body = body.replace('\\"', '"')
-    return body
+# The text parts of a match (see grammar.lark: a match also holds the gap after
+# the token). A word ends at whitespace or `#` (a carriage return is part of it
+# until removed); a quoted token's body is pairs `\X` and non-quote characters.
+_WORD_TEXT = re.compile(r"[^\t\n\v\f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000#]*")
+_QUOTED_TEXT = re.compile(r'"((?:\\[\s\S]|[^"\\])*)("?)')
 
 
 def lex(text: str, src: str = "") -> list[Lexeme]:
@@ -118,19 +102,28 @@ def lex(text: str, src: str = "") -> list[Lexeme]:
         text = text[1:]
     out: list[Lexeme] = []
     append = out.append
+    word_text = _WORD_TEXT.match
+    quoted_text = _QUOTED_TEXT.match
     for tok in _lark().lex(text):
         raw = str(tok)
         if tok.type == "WORD":
-            cut = raw.find("#")
-            if cut != -1:
-                raw = raw[:cut]
-            if "\r" in raw:
-                raw = raw.replace("\r", "")
-            append(Lexeme(raw, tok.line or 1, src))
-        else:  # QUOTED
-            body = _quoted_text(raw)
-            if body is not None:
-                append(Lexeme(body, tok.line or 1, src, True))
+            word = word_text(raw).group()
+            if "\r" in word:
+                word = word.replace("\r", "")
+            append(Lexeme(word, tok.line or 1, src))
+            continue
+        m = quoted_text(raw)
+        body, closed = m.group(1), m.group(2)
+        if not closed and not body:
+            # An unterminated quote that collected nothing (a lone `"`, maybe
+            # followed by a lone backslash, at the very end): no token at all.
+            continue
+        if "\\" in body:
+            # Inside the body every `"` belongs to a `\"` pair (an unpaired one
+            # would have closed the token), so a plain replace is exact. A lone
+            # backslash at the end of input is not part of the body.
+            body = body.replace('\\"', '"')
+        append(Lexeme(body, tok.line or 1, src, True))
     return out
 
 

@@ -291,16 +291,23 @@ class _Reader:
             self.errors.append(problem)
         directive = RawDirective(name)
         items = directive.items
+        toks, env, filename = self.toks, self.env, self.filename
         nesting = 0
-        while self.next():
-            text = self.val()
+        # The dispenser moves (next, is_new_line) are inlined here: this loop sees
+        # nearly every token of a Corefile.
+        while self.cur < len(toks) - 1:
+            self.cur += 1
+            lx = toks[self.cur]
+            text = lx.text
+            prev = toks[self.cur - 1]
+            new_line = prev.src != lx.src or prev.line + prev.text.count("\n") < lx.line
             kind = _PLAIN
             if text == "{":
                 # Also a '{' that starts the next line: it opens this directive's
                 # block at the parser level.
                 nesting += 1
                 kind = _OPEN
-            elif nesting == 0 and self.is_new_line():
+            elif nesting == 0 and new_line:
                 self.cur -= 1  # read too far: that token starts the next directive
                 break
             elif text == "}":
@@ -311,18 +318,17 @@ class _Reader:
                     raise self.error("Unexpected '}' because no matching opening brace")
                 nesting -= 1
                 kind = _CLOSE
-            elif text == "import" and self.is_new_line():
+            elif text == "import" and new_line:
                 # Inside a directive's block, `import` at the start of a line
                 # splices in plugin sub-lines.
                 self.do_import()
                 self.cur -= 1
                 continue
-            cur = self.toks[self.cur]
-            new_line = self.is_new_line()
-            # Substituted in place: the next token's "new line?" test counts the
-            # newlines of this token's final text.
-            cur.text = substitute(cur.text, self.env)
-            items.append((self.token(cur), kind, new_line))
+            if "{" in text:
+                # Substituted in place: the next token's "new line?" test counts
+                # the newlines of this token's final text.
+                text = lx.text = substitute(text, env)
+            items.append((Token(text, lx.src or filename, lx.line, lx.quoted), kind, new_line))
         if nesting > 0:
             raise self.error("Unexpected EOF")
         return directive
