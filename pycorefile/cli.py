@@ -93,6 +93,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = DNSServer(engine)
     stop = asyncio.Event()
     reload_requested = asyncio.Event()
+    status = {"code": 0}
+
+    def fatal(message: str) -> None:
+        # A plugin found a problem the server cannot run with (loop): stop, exit 1.
+        status["code"] = 1
+        stop.set()
 
     async def main() -> int:
         try:
@@ -104,6 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
         engine.shared["reload"] = reload_requested.set
+        engine.shared["fatal"] = fatal
         if not args.quiet:
             for srv in server.engine.servers:
                 for key in srv.keys:
@@ -123,7 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if grace:
             await asyncio.sleep(grace)
         await server.stop(5.0)
-        return 0
+        return status["code"]
 
     try:
         return loop.run_until_complete(main())
@@ -136,6 +143,8 @@ async def _reload(server, conf: str | None, dns_port: str | None) -> bool:  # ty
     try:
         text, filename = _read_corefile(conf, dns_port)
         engine = _build_engine(text, filename, dns_port)
+        for key in ("reload", "fatal"):
+            engine.shared[key] = server.engine.shared.get(key)
         await server.swap(engine)
     except (CorefileError, OSError) as exc:
         log.error("Corefile changed but reload failed: %s", exc)
@@ -143,7 +152,6 @@ async def _reload(server, conf: str | None, dns_port: str | None) -> bool:  # ty
         if m is not None:
             m.inc()
         return False
-    engine.shared["reload"] = server.engine.shared.get("reload")
     log.info("Reloading complete")
     return True
 
