@@ -19,6 +19,21 @@ PROBE_WINDOW = 30.0
 HINFO = 13
 
 
+class _Reply(asyncio.DatagramProtocol):
+    """Resolves a future with the first datagram (or the first socket error)."""
+
+    def __init__(self, fut: asyncio.Future[bytes]) -> None:
+        self.fut = fut
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if not self.fut.done():
+            self.fut.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(exc)
+
+
 class Loop(Plugin):
     """At startup the server sends itself ``<random>.<random>.<zone> HINFO``. If that
     query comes back into this plugin more than twice, queries loop (typically
@@ -82,18 +97,10 @@ class Loop(Plugin):
         query = w.build_query(self.qname, HINFO, qid=secrets.randbits(16))
         try:
             while time.monotonic() < deadline and not self.disabled:
-                got = loop.create_future()
-
-                class Proto(asyncio.DatagramProtocol):
-                    def datagram_received(self, data: bytes, addr: Any) -> None:
-                        if not got.done():
-                            got.set_result(data)
-
-                    def error_received(self, exc: Exception) -> None:
-                        if not got.done():
-                            got.set_exception(exc)
-
-                transport, _ = await loop.create_datagram_endpoint(Proto, remote_addr=(host, port))
+                got: asyncio.Future[bytes] = loop.create_future()
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda fut=got: _Reply(fut), remote_addr=(host, port)  # type: ignore[misc]
+                )
                 try:
                     transport.sendto(query)
                     await asyncio.wait_for(got, 2.0)
