@@ -28,6 +28,9 @@ def split_host_port(address: str) -> tuple[str, int]:
             raise ValueError(f"address {address}: missing port in address")
         if ":" in host:
             raise ValueError(f"address {address}: too many colons in address")
+    if port == "":
+        # Go accepts an empty port ("localhost:"); listening on it picks a free port.
+        return host, 0
     if not port.isdigit() or int(port) > 65535:
         raise ValueError(f"address {address}: invalid port")
     return host, int(port)

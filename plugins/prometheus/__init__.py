@@ -17,9 +17,8 @@ from pycorefile import __version__
 from pycorefile import wire as w
 from pycorefile.chain import Next, Plugin, Reply, Request, SetupContext, _Link
 from pycorefile.corefile.model import Directive
-from pycorefile.metrics import DURATION_BUCKETS, SIZE_BUCKETS, MetricsRegistry
-
 from pycorefile.httpserver import HTTPListener, route, split_host_port
+from pycorefile.metrics import DURATION_BUCKETS, SIZE_BUCKETS, MetricsRegistry
 
 DEFAULT_ADDRESS = "localhost:9153"
 
