@@ -32,6 +32,21 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------
 
 
+#: Question names seen recently: wire bytes → (text as sent, lower-cased text,
+#: lower-cased wire). Bounded; cleared when full (names repeat a lot on a node).
+_NAMES: dict[bytes, tuple[str, str, bytes]] = {}
+_NAMES_MAX = 8192
+
+
+def _remember(qwire: bytes, text: str) -> tuple[str, str, bytes]:
+    lower = w.lower_wire(qwire)
+    entry = (text, text.lower() if lower != qwire else text, lower)
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    _NAMES[bytes(qwire)] = entry
+    return entry
+
+
 class Request:
     """One query, decoded lazily.
 
@@ -115,20 +130,27 @@ class Request:
             return self
         if qd != 1 or an > 1 or ns > 1 or ar > 2:
             raise w.WireError("bad section counts")
-        end, compressed = w.read_name(data, 12)
-        if end + 4 > len(data):
-            raise w.WireError("question runs past the end of the message")
-        qwire = data[12:end]
-        if compressed:
-            # A pointer inside the question can only point into the header: invalid.
-            raise w.WireError("compression in the question")
-        self.qwire = bytes(qwire)
+        # Hot path: a plain query (no records after the question) whose name was
+        # seen before needs no label walk: the name is everything up to the last
+        # four bytes, and the cache only holds names that were validated once.
+        qwire = data[12:-4] if not (an or ns or ar) else None
+        hit = _NAMES.get(qwire) if qwire is not None else None
+        if hit is None:
+            end, compressed = w.read_name(data, 12)
+            if end + 4 > len(data):
+                raise w.WireError("question runs past the end of the message")
+            if compressed:
+                # A pointer inside the question can only point into the header: invalid.
+                raise w.WireError("compression in the question")
+            qwire = data[12:end]
+            hit = _remember(qwire, w.name_to_text(data, 12, end))
+        else:
+            end = len(data) - 4
+        self.qwire = qwire  # type: ignore[assignment]
+        self.qname, self.name, lower = hit
         self.qtype, self.qclass = w.QTAIL.unpack_from(data, end)
         self.qend = end + 4
-        lower = w.lower_wire(self.qwire)
         self.key = lower + data[end : end + 4]
-        self.qname = w.name_to_text(data, 12, end)
-        self.name = self.qname.lower() if lower != self.qwire else self.qname
         if an or ns or ar:
             self._scan_records(data, an + ns, ar)
         return self
