@@ -8,7 +8,7 @@ validator. Every error is a :class:`CorefileError` whose text is CoreDNS's
 """
 
 from .errors import CorefileError
-from .lexer import tokenize
+from .lexer import quote_token, tokenize
 from .loading import MODES, iter_errors, load, loads, parse
 from .model import Corefile, Directive, Key, ServerBlock, Token
 
@@ -24,5 +24,6 @@ __all__ = [
     "load",
     "loads",
     "parse",
+    "quote_token",
     "tokenize",
 ]

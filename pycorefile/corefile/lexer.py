@@ -53,23 +53,26 @@ class Lexeme:
     decisions count the newlines in the *substituted* text.
     """
 
-    __slots__ = ("text", "line", "src", "quoted")
+    __slots__ = ("text", "line", "src", "quoted", "column")
 
-    def __init__(self, text: str, line: int, src: str = "", quoted: bool = False) -> None:
+    def __init__(
+        self, text: str, line: int, src: str = "", quoted: bool = False, column: int = 0
+    ) -> None:
         self.text = text
         self.line = line
         self.src = src
         self.quoted = quoted
+        self.column = column
 
     def copy(self) -> Lexeme:
-        return Lexeme(self.text, self.line, self.src, self.quoted)
+        return Lexeme(self.text, self.line, self.src, self.quoted, self.column)
 
     def end_line(self) -> int:
         """The line this token ends on (a quoted token may contain newlines)."""
         return self.line + self.text.count("\n")
 
     def to_token(self, main_file: str) -> Token:
-        return Token(self.text, self.src or main_file, self.line, self.quoted)
+        return Token(self.text, self.src or main_file, self.line, self.quoted, self.column)
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"Lexeme({self.text!r}, line={self.line}, src={self.src!r})"
@@ -92,7 +95,7 @@ def _lark() -> Lark:
 # The text parts of a match (see grammar.lark: a match also holds the gap after
 # the token). A word ends at whitespace or `#` (a carriage return is part of it
 # until removed); a quoted token's body is pairs `\X` and non-quote characters.
-_WORD_TEXT = re.compile(r"[^\t\n\v\f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000#]*")
+_WORD_END = re.compile(r"[\t\n\v\f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000#]")
 _QUOTED_TEXT = re.compile(r'"((?:\\[\s\S]|[^"\\])*)("?)')
 
 
@@ -102,17 +105,20 @@ def lex(text: str, src: str = "") -> list[Lexeme]:
         text = text[1:]
     out: list[Lexeme] = []
     append = out.append
-    word_text = _WORD_TEXT.match
+    word_end = _WORD_END.search
     quoted_text = _QUOTED_TEXT.match
     for tok in _lark().lex(text):
         raw = str(tok)
         if tok.type == "WORD":
-            word = word_text(raw).group()
+            end = word_end(raw)
+            word = raw if end is None else raw[: end.start()]
             if "\r" in word:
                 word = word.replace("\r", "")
-            append(Lexeme(word, tok.line or 1, src))
+            append(Lexeme(word, tok.line or 1, src, False, tok.column or 1))
             continue
         m = quoted_text(raw)
+        if m is None:  # pragma: no cover - the grammar only hands us quoted tokens here
+            continue
         body, closed = m.group(1), m.group(2)
         if not closed and not body:
             # An unterminated quote that collected nothing (a lone `"`, maybe
@@ -123,7 +129,7 @@ def lex(text: str, src: str = "") -> list[Lexeme]:
             # would have closed the token), so a plain replace is exact. A lone
             # backslash at the end of input is not part of the body.
             body = body.replace('\\"', '"')
-        append(Lexeme(body, tok.line or 1, src, True))
+        append(Lexeme(body, tok.line or 1, src, True, tok.column or 1))
     return out
 
 
@@ -145,10 +151,7 @@ def quote_token(text: str) -> str:
     lexer would read ``\\"`` as an escaped quote).
     """
     needs_quotes = (
-        text == ""
-        or text[0] in '"\ufeff'
-        or "#" in text
-        or any(c in _SPACE for c in text)
+        text == "" or text[0] in '"\ufeff' or "#" in text or any(c in _SPACE for c in text)
     )
     if not needs_quotes:
         return text

@@ -37,12 +37,11 @@ MODES = ("pycorefile", "coredns")
 # Names people write as directives when the '{' of the plugin they belong to is
 # not where CoreDNS needs it (coredns/coredns#7121).
 _PLUGIN_OPTIONS = frozenset(
-    {
-        "fallthrough", "ttl", "reload", "no_reverse", "except", "policy", "max_fails",
-        "health_check", "force_tcp", "prefer_udp", "expire", "max_concurrent", "success",
-        "denial", "prefetch", "serve_stale", "answer", "additional", "authority", "match",
-        "rcode", "upstream", "endpoint", "namespaces", "pods", "tls_servername",
-    }
+    """
+    fallthrough ttl no_reverse except policy max_fails health_check force_tcp prefer_udp
+    expire max_concurrent success denial prefetch serve_stale answer additional authority
+    match rcode upstream endpoint namespaces pods tls_servername
+    """.split()
 )
 
 
@@ -182,7 +181,9 @@ def _with_line_hint(corefile: Corefile, error: CorefileError) -> CorefileError:
         for directive in block.directives:
             toks = directive.raw or tuple(directive.tokens())
             if error.line:
-                on_line = {t.text for t in toks if t.line == error.line and t.file == error.filename}
+                on_line = {
+                    t.text for t in toks if t.line == error.line and t.file == error.filename
+                }
                 if ";" in on_line or ("{" in on_line and "}" in on_line):
                     suspicious = True
             elif any(t.text == ";" for t in toks):

@@ -25,6 +25,9 @@ class Token:
     file: str
     line: int
     quoted: bool = False
+    #: 1-based column of the token's first character (its opening quote, if quoted),
+    #: for tools; 0 when unknown. CoreDNS's messages name only the line.
+    column: int = field(default=0, compare=False)
 
     def error(self, message: str, *, plugin: str | None = None, kind: str = "parse") -> CorefileError:
         """A :class:`CorefileError` located at this token."""

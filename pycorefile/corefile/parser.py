@@ -29,8 +29,10 @@ __all__ = [
     "LINE_ORIENTED_HINT",
     "MAX_FILE_EXPANSIONS",
     "MAX_SNIPPET_EXPANSIONS",
+    "NameCheck",
     "RawBlock",
     "RawDirective",
+    "build_directive",
     "read_blocks",
 ]
 
@@ -189,7 +191,13 @@ class _Reader:
         return self.error(f"Wrong argument count or unexpected line ending after '{self.val()}'")
 
     def token(self, lx: Lexeme, text: str | None = None) -> Token:
-        return Token(lx.text if text is None else text, lx.src or self.filename, lx.line, lx.quoted)
+        return Token(
+            lx.text if text is None else text,
+            lx.src or self.filename,
+            lx.line,
+            lx.quoted,
+            lx.column,
+        )
 
     # -- the parser -----------------------------------------------------------
     def read_all(self) -> list[RawBlock]:
@@ -235,9 +243,7 @@ class _Reader:
                 continue
             if text == "{":
                 if expecting_another:
-                    raise self.error(
-                        "Expected another address but had '{' - check for extra comma"
-                    )
+                    raise self.error("Expected another address but had '{' - check for extra comma")
                 break
             if text != "" and lx is not None:
                 # A trailing comma means another key follows, maybe on the next
@@ -328,7 +334,8 @@ class _Reader:
                 # Substituted in place: the next token's "new line?" test counts
                 # the newlines of this token's final text.
                 text = lx.text = substitute(text, env)
-            items.append((Token(text, lx.src or filename, lx.line, lx.quoted), kind, new_line))
+            tok = Token(text, lx.src or filename, lx.line, lx.quoted, lx.column)
+            items.append((tok, kind, new_line))
         if nesting > 0:
             raise self.error("Unexpected EOF")
         return directive
@@ -383,7 +390,9 @@ class _Reader:
         spliced: list[Lexeme]
         if pattern in self.snippets:
             if self.snippet_expansions >= MAX_SNIPPET_EXPANSIONS:
-                raise self.error(f"maximum snippet import depth ({MAX_SNIPPET_EXPANSIONS}) exceeded")
+                raise self.error(
+                    f"maximum snippet import depth ({MAX_SNIPPET_EXPANSIONS}) exceeded"
+                )
             self.snippet_expansions += 1
             spliced = [lx.copy() for lx in self.snippets[pattern]]
         else:
