@@ -146,6 +146,7 @@ class Forward(Plugin):
         # Sockets are opened lazily by the first query (the in-process Resolver
         # never calls start); this only re-arms health checking after a stop.
         for up in self.upstreams:
+            up.transport.reopen()
             if up.health is not None:
                 up.health.restart()
 
