@@ -464,6 +464,15 @@ class _Link:
         return self.serve(request, self.next)
 
 
+def next_plugin(next: Next) -> Plugin | None:
+    """The plugin that ``next`` calls (``None`` at the end of the chain).
+
+    CoreDNS plugins sometimes need it: forward hands a query to a following
+    forward (``next``), prometheus labels replies with the plugin after it.
+    """
+    return next.plugin if isinstance(next, _Link) else None
+
+
 @dataclass
 class Chain:
     """The handler plugins of one server block, in execution order."""

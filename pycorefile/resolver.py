@@ -160,7 +160,11 @@ class Resolver:
     ) -> DNSRecord:
         """Resolve and return the reply as a dnslib record (rcode on its header)."""
         req = self._make(qname, qtype, qclass, client, dnssec)
-        return self._drive(self._serve(req))[1]
+        msg = self._drive(self._serve(req))[1]
+        if msg.header.tc:
+            # A truncated answer: retry over TCP, as any stub resolver would.
+            msg = self._drive(self._serve(self._make(qname, qtype, qclass, client, dnssec, "tcp")))[1]
+        return msg
 
     async def resolve_async(
         self,
@@ -173,7 +177,11 @@ class Resolver:
     ) -> DNSRecord:
         """``resolve`` for async code (never blocks the caller's loop)."""
         req = self._make(qname, qtype, qclass, client, dnssec)
-        return (await self._drive_async(self._serve(req)))[1]
+        msg = (await self._drive_async(self._serve(req)))[1]
+        if msg.header.tc:
+            tcp = self._make(qname, qtype, qclass, client, dnssec, "tcp")
+            msg = (await self._drive_async(self._serve(tcp)))[1]
+        return msg
 
     def resolve_reply(
         self, qname: str, qtype: str | int = "A", qclass: str | int = "IN"
@@ -186,15 +194,15 @@ class Resolver:
 
     def _make(
         self, qname: str, qtype: str | int, qclass: str | int,
-        client: tuple[str, int] | None, dnssec: bool,
+        client: tuple[str, int] | None, dnssec: bool, proto: str = "udp",
     ) -> Request:
         self._qid = (self._qid + 1) & 0xFFFF
         data = w.build_query(
             qname, w.qtype_code(qtype), w.qclass_code(qclass), qid=self._qid,
             edns_size=1232 if dnssec else None, do=dnssec,
         )
-        req = Request.from_wire(data, client or self.client, "udp")
-        # In-process callers have no datagram limit.
+        req = Request.from_wire(data, client or self.client, proto)
+        # In-process callers have no datagram limit of their own.
         req.udp_size = 65535
         return req
 

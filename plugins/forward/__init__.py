@@ -17,7 +17,7 @@ import random
 from typing import Any
 
 from pycorefile import wire as w
-from pycorefile.chain import Next, Plugin, Reply, Request, SetupContext, to_loop
+from pycorefile.chain import Next, Plugin, Reply, Request, SetupContext, next_plugin, to_loop
 from pycorefile.corefile.model import Directive
 from pycorefile.metrics import MetricsRegistry
 
@@ -245,7 +245,7 @@ class Forward(Plugin):
                 if failovers < count:
                     continue
             if (rcode in self.next_rcodes or (self.next_on_nodata and is_nodata(data))) and (
-                isinstance(getattr(next, "plugin", None), Forward)
+                isinstance(next_plugin(next), Forward)
             ):
                 return await next(request)
             return reply

@@ -15,7 +15,7 @@ from typing import Any
 
 from pycorefile import __version__
 from pycorefile import wire as w
-from pycorefile.chain import Next, Plugin, Reply, Request, SetupContext, _Link
+from pycorefile.chain import Next, Plugin, Reply, Request, SetupContext, next_plugin
 from pycorefile.corefile.model import Directive
 from pycorefile.httpserver import HTTPListener, route, split_host_port
 from pycorefile.metrics import DURATION_BUCKETS, SIZE_BUCKETS, MetricsRegistry
@@ -198,7 +198,8 @@ class Prometheus(Plugin):
         took = time.perf_counter() - start
         if reply.written:
             # CoreDNS 1.14: the plugin label names the plugin right after prometheus.
-            plugin = next.plugin.name if isinstance(next, _Link) else ""
+            after = next_plugin(next)
+            plugin = after.name if after is not None else ""
             size = len(reply.wire)
         else:
             plugin = ""

@@ -429,7 +429,12 @@ def test_truncated_reply_retried_over_tcp_only_with_prefer_udp() -> None:
         assert not msg.header.tc and [p for _, p in m.calls] == ["udp", "tcp"]
     r, _, (m,) = mocked("forward . 10.0.0.1", tc_over_udp)
     with r:
-        assert r.resolve("example.org").header.tc and [p for _, p in m.calls] == ["udp"]
+        # Without prefer_udp the TC reply goes back to the client as is (bytes level:
+        # Resolver.resolve itself would retry over TCP like any stub resolver).
+        out = dns.message.from_wire(r.handle(w.build_query("example.org", 1)))
+        assert out.flags & dns.flags.TC and [p for _, p in m.calls] == ["udp"]
+        assert not r.resolve("example.org").header.tc
+        assert [p for _, p in m.calls] == ["udp", "udp", "tcp"]
 
 
 def test_max_concurrent_refuses() -> None:
