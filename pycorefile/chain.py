@@ -184,6 +184,19 @@ class Request:
         return self._message
 
     @property
+    def label(self) -> DNSLabel:
+        """The question name as a dnslib label, built from the wire labels so names
+        with escaped dots or odd bytes survive exactly as the client sent them."""
+        labels = []
+        q = self.qwire
+        pos = 0
+        while q[pos]:
+            n = q[pos]
+            labels.append(q[pos + 1 : pos + 1 + n])
+            pos += n + 1
+        return DNSLabel(labels)
+
+    @property
     def opcode(self) -> int:
         return (self.flags & w.OPCODE_MASK) >> 11
 
@@ -217,7 +230,7 @@ class Request:
         """A dnslib reply skeleton: ID, question (as sent), RD/CD copied, QR set."""
         flags = w.QR | (self.flags & (w.OPCODE_MASK | w.RD | w.CD)) | (w.AA if aa else 0) | (rcode & 0xF)
         header = DNSHeader(id=self.id, bitmap=flags, q=1 if self.qdcount else 0)
-        questions = [DNSQuestion(DNSLabel(self.qname), self.qtype, self.qclass)] if self.qdcount else []
+        questions = [DNSQuestion(self.label, self.qtype, self.qclass)] if self.qdcount else []
         return DNSRecord(header, questions=questions)
 
     def copy(self, **changes: Any) -> Request:

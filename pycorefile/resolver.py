@@ -24,7 +24,7 @@ from .chain import Reply, Request, Resume
 from .corefile.model import Corefile
 from .metrics import MetricsRegistry
 from .registry import Registry
-from .routing import Engine, Server, bare_reply, finish_both
+from .routing import Engine, Server, bare_reply, copy_message, finish_both
 
 
 def _load(
@@ -141,6 +141,11 @@ class Resolver:
 
     async def _serve(self, req: Request) -> tuple[Reply, DNSRecord]:
         reply = await self.server.serve(req)
+        if reply.final and reply._msg is not None and reply.written:
+            # A memoised answer that keeps its record: share its RRs, skip the bytes.
+            out = copy_message(reply._msg)
+            out.header.id = req.id
+            return reply, out
         data, msg = finish_both(req, reply)
         if msg is not None:
             return reply, msg

@@ -31,8 +31,8 @@ def _rrsig_expired(msg: DNSRecord, now: float) -> bool:
             if rr.rtype != 46:
                 continue
             rd = rr.rdata
-            inception = getattr(rd, "inception", None)
-            expiration = getattr(rd, "expiration", None)
+            inception = getattr(rd, "sig_inc", None)
+            expiration = getattr(rd, "sig_exp", None)
             if inception is None or expiration is None:
                 continue
             # RFC 4034 §3.1.5: serial-number arithmetic; valid if inception <= now <= expiration.

@@ -331,19 +331,27 @@ def copy_message(msg: DNSRecord) -> DNSRecord:
 
 
 def scrub(req: Request, msg: DNSRecord) -> DNSRecord:
-    """A copy of ``msg`` with the request's ID and EDNS normalised to the client's
-    (version 0, the client's size, DO iff the client set DO, options kept)."""
+    """A copy of ``msg`` with the request's ID and, for EDNS clients, the OPT record
+    normalised as CoreDNS's ``SizeAndDo`` does: version 0, the client's UDP size, DO
+    iff the client set it, the reply's options and extended rcode kept (an OPT is
+    added if the reply had none). Replies to clients without EDNS keep whatever OPT
+    they carry, as in CoreDNS."""
     out = copy_message(msg)
     out.header.id = req.id
+    if not req.edns:
+        return out
     opts: list[Any] = []
+    ext_rcode = 0
     rest = []
     for rr in out.ar:
         if rr.rtype == w.OPT:
             opts.extend(getattr(rr, "rdata", None) or [])
+            ext_rcode = (rr.ttl >> 24) & 0xFF
         else:
             rest.append(rr)
-    if req.edns:
-        rest.append(EDNS0(udp_len=max(req.udp_size, 512), flags="do" if req.do else "", opts=opts))
+    rest.append(
+        EDNS0(udp_len=max(req.udp_size, 512), ext_rcode=ext_rcode, flags="do" if req.do else "", opts=opts)
+    )
     out.ar = rest
     return out
 

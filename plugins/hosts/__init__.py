@@ -204,7 +204,7 @@ class Hosts(Plugin):
                    fall=fall, fall_unsupported=fall_unsupported)
 
     def register_metrics(self, metrics: MetricsRegistry) -> None:
-        self._entries = metrics.gauge("coredns_hosts_entries", "The combined number of entries in hosts and Corefile.", ("path",))
+        self._entries = metrics.gauge("coredns_hosts_entries", "The combined number of entries in hosts and Corefile.", ("hostsfile",))
         self._reload_ts = metrics.gauge("coredns_hosts_reload_timestamp_seconds", "The timestamp of the last reload of hosts file.")
         self._entries.labels(self.path).set(len(self.file) + len(self.inline))
 
