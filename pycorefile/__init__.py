@@ -28,7 +28,7 @@ __all__ = [
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
     # ``patch`` pulls in the process-wide patching layer only when used.
     if name == "patch":
-        from .patch import patch
+        from .patching import patch
 
         return patch
     raise AttributeError(name)

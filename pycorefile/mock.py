@@ -42,7 +42,7 @@ from .chain import Next, Plugin, Reply, Request, SetupContext
 from .corefile.errors import CorefileError
 from .corefile.model import Corefile, Directive, Token
 from .fall import Fallthrough
-from .patch import CLIENT, LoopbackServer
+from .patching import CLIENT, LoopbackServer
 from .registry import Registry, default_registry
 from .resolver import Resolver
 from .routing import Engine

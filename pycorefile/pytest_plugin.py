@@ -99,7 +99,7 @@ def dns_mock(_pycorefile_dns: MockDNS) -> Iterator[MockDNS]:
     answered by the mapping (``add``, ``add_nxdomain``, ``add_failure``) or a
     Corefile (``corefile``); ``calls``, ``assert_queried``, ``assert_not_queried``,
     ``reset_calls``, ``resolver`` and ``metrics`` inspect it."""
-    from .patch import patch
+    from .patching import patch
 
     with patch(_pycorefile_dns):
         yield _pycorefile_dns

@@ -55,6 +55,7 @@ class Resolver:
         self.server: Server = engine.server_for(port)
         self.client = client
         self._thread: threading.Thread | None = None
+        self._own_loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self._closed = False
         self._qid = 0
@@ -108,6 +109,7 @@ class Resolver:
             t.start()
             ready.wait()
             self._thread = t
+            self._own_loop = loop
             self.engine.loop = loop
             return loop
 
@@ -236,10 +238,10 @@ class Resolver:
     # -- lifetime -----------------------------------------------------------------
     def close(self) -> None:
         """Stop plugins (closing upstream sockets, flushing pending logs) and the
-        background loop, if one was started."""
+        background loop, if this resolver started one. An engine that another
+        driver runs on its own loop (a server) is left to that driver."""
         if self._closed:
             return
-        loop = self.engine.loop
 
         async def stop_all() -> None:
             for p in self.engine.plugins():
@@ -248,20 +250,23 @@ class Resolver:
                 except Exception:  # closing must not fail halfway
                     pass
 
+        loop = self.engine.loop
         if loop is None:
             # Nothing ever needed a loop; stopping usually needs none either.
             self._drive(stop_all())
-            loop = self.engine.loop
-        else:
+        elif self._thread is not None and loop is self._own_loop:
             asyncio.run_coroutine_threadsafe(stop_all(), loop).result(timeout=5)
         self._closed = True
-        if loop is None:
+        own = self._own_loop
+        if own is None:
             return
-        loop.call_soon_threadsafe(loop.stop)
+        own.call_soon_threadsafe(own.stop)
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.engine.loop = None
-        loop.close()
+        if self.engine.loop is own:
+            self.engine.loop = None
+        own.close()
+        self._own_loop = None
 
     def __enter__(self) -> Resolver:
         return self

@@ -292,6 +292,8 @@ class DNSServer:
             await lst.drain(grace)
         self.listeners = []
         await stop_plugins(self.engine)
+        if self.engine.loop is asyncio.get_running_loop():
+            self.engine.loop = None
 
     async def swap(self, engine: Engine) -> None:
         """Replace the engine (reload): keep listeners whose address stays, open new

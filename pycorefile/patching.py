@@ -38,10 +38,8 @@ import _socket
 import asyncio
 import ipaddress
 import socket
-import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
@@ -741,15 +739,3 @@ def patch(
         yield p
     finally:
         p.uninstall()
-
-
-class _CallableModule(types.ModuleType):
-    """``pycorefile.patch`` is both this module and the function: importing the
-    submodule rebinds the package attribute to the module, so the module calls
-    :func:`patch` when called."""
-
-    def __call__(self, resolver: Target, **kwargs: Any) -> Any:
-        return patch(resolver, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
