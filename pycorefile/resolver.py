@@ -143,11 +143,15 @@ class Resolver:
 
     async def _serve(self, req: Request) -> tuple[Reply, DNSRecord]:
         reply = await self.server.serve(req)
-        if reply.final and reply._msg is not None and reply.written:
-            # A memoised answer that keeps its record: share its RRs, skip the bytes.
-            out = copy_message(reply._msg)
-            out.header.id = req.id
-            return reply, out
+        if reply.final and reply.written:
+            if reply.cached:
+                # A cache hit builds its record for this request, sharing stored RRs.
+                return reply, reply.message
+            if reply._msg is not None:
+                # A memoised answer that keeps its record: share its RRs, skip the bytes.
+                out = copy_message(reply._msg)
+                out.header.id = req.id
+                return reply, out
         data, msg = finish_both(req, reply)
         if msg is not None:
             return reply, msg

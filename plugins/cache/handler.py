@@ -40,7 +40,7 @@ from .classify import (
     matches,
     minimal_ttl,
 )
-from .item import CachedReply, Entry, hit_reply, pack_entry, wire_label
+from .item import CachedReply, Entry, hit_reply, pack_entry
 from .setup import CacheConfig
 from .store import Store
 
@@ -710,7 +710,7 @@ class Cache(Plugin):
             h.id = request.id
             if shaped.questions:
                 shaped.questions = [
-                    DNSQuestion(wire_label(request.qwire), request.qtype, request.qclass)
+                    DNSQuestion(request.label, request.qtype, request.qclass)
                 ]
         return Reply(reply.rcode, message=shaped, plugin=reply.plugin, error=reply.error)
 

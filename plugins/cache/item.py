@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from dnslib import EDNS0, RR, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
+from dnslib import EDNS0, RR, DNSHeader, DNSQuestion, DNSRecord
 
 from pycorefile import wire as w
 from pycorefile.chain import Reply, Request
@@ -173,7 +173,7 @@ class Entry:
         """The same reply as a dnslib record, sharing the stored names and rdata."""
         rr, auth, ar = self.sections
         header = DNSHeader(id=request.id, bitmap=flags)
-        question = DNSQuestion(wire_label(request.qwire), request.qtype, request.qclass)
+        question = DNSQuestion(request.label, request.qtype, request.qclass)
         out_ar = [RR(r.rname, r.rtype, r.rclass, ttl, r.rdata) for r in ar]
         if request.edns:
             out_ar.append(EDNS0(udp_len=max(request.udp_size, 512), flags="do" if request.do else ""))
@@ -186,24 +186,12 @@ class Entry:
         )
 
 
-def wire_label(qwire: bytes) -> DNSLabel:
-    """A dnslib name from uncompressed wire bytes (labels kept byte for byte)."""
-    labels = []
-    pos = 0
-    n = qwire[0]
-    while n:
-        labels.append(qwire[pos + 1 : pos + 1 + n])
-        pos += 1 + n
-        n = qwire[pos]
-    return DNSLabel(labels)
-
-
 def pack_entry(
     sections: tuple[list[Any], list[Any], list[Any]], request: Request
 ) -> tuple[bytes, tuple[int, ...], int]:
     """Pack the answer, authority and additional records (no OPT) under the request's
     question; return the bytes, the offset of every TTL field and ARCOUNT."""
-    question = DNSQuestion(wire_label(request.qwire), request.qtype, request.qclass)
+    question = DNSQuestion(request.label, request.qtype, request.qclass)
     rr, auth, ar = sections
     out = DNSRecord(DNSHeader(id=0, bitmap=0), questions=[question], rr=rr, auth=auth, ar=ar)
     data = bytes(out.pack())

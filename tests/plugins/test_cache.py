@@ -1332,8 +1332,9 @@ def test_stop_cancels_background_work(make: Any) -> None:
     assert not h.cache._tasks
 
 
-def test_label_helper_keeps_bytes() -> None:
-    from pycorefile.plugins.cache.item import wire_label
+def test_request_label_keeps_bytes() -> None:
+    from pycorefile.chain import Request
 
-    label = wire_label(w.text_to_wire("A\\.b.Example."))
+    req = Request.from_wire(w.build_query("A\\.b.Example.", 1))
+    label = req.label
     assert label.label == (b"A.b", b"Example") and isinstance(label, DNSLabel)
