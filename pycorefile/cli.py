@@ -205,6 +205,18 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .dnsmasq import convert_file
+
+    try:
+        conversion = convert_file(args.file, port=args.port, listen=args.listen)
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(conversion.corefile)
+    return 0
+
+
 def cmd_validate(argv: Sequence[str]) -> int:
     from .corefile import validate
 
@@ -257,6 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     pl.set_defaults(func=cmd_plugins)
 
     sub.add_parser("validate", help="check Corefiles (see 'pycorefile validate --help')")
+
+    c = sub.add_parser("convert", help="print the Corefile equivalent to a dnsmasq.conf")
+    c.add_argument("file", help="the dnsmasq configuration file")
+    c.add_argument("--port", type=int, help="the port to serve (instead of port=)")
+    c.add_argument("--listen", action="append", metavar="ADDR",
+                   help="an address or interface to bind, repeatable (instead of "
+                        "listen-address= and interface=)")
+    c.set_defaults(func=cmd_convert)
 
     args = p.parse_args(argv)
     return int(args.func(args))

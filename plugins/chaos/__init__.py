@@ -39,7 +39,7 @@ class Chaos(Plugin):
         if directive.block:
             sub = directive.block[0]
             raise sub.error(f"unknown property '{sub.name}'", plugin=cls.name)
-        authors = AUTHORS
+        authors: tuple[str, ...] = AUTHORS
         if not args:
             version = _trim(f"pycorefile-{__version__}")
         elif len(args) == 1:

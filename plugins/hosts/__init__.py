@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from dnslib import AAAA, PTR, RR, A
 
@@ -143,7 +144,8 @@ class Hosts(Plugin):
         self._stamp: tuple[float, int] | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
-        self._entries = None
+        self._entries: Any = None
+        self._reload_ts: Any = None
         self._read()
 
     @classmethod

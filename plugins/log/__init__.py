@@ -76,6 +76,13 @@ def _seconds(s: float) -> str:
     return (text or "0") + "s"
 
 
+def _meta_field(key: str) -> Field:
+    def field(q: Request, r: _Result) -> str:
+        return (q.meta or {}).get(key, EMPTY)
+
+    return field
+
+
 def compile_format(fmt: str) -> Callable[[Request, _Result], str]:
     """Pre-split a format into literals and field functions (done once at setup)."""
     parts: list[str | Field] = []
@@ -89,7 +96,7 @@ def compile_format(fmt: str) -> Callable[[Request, _Result], str]:
             parts.append(FIELDS[lower])
         elif token.startswith("{/"):
             key = token[2:-1]
-            parts.append(lambda q, r, key=key: (q.meta or {}).get(key, EMPTY))
+            parts.append(_meta_field(key))
         else:
             parts.append(EMPTY)
         pos = m.end()

@@ -15,6 +15,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
+
 from upstreams import (
     A_ADDRESS,
     A_TTL,
