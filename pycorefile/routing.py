@@ -37,24 +37,34 @@ class Server:
     def __init__(self, engine: Engine, scheme: str, port: str, addresses: tuple[str, ...]) -> None:
         self.engine = engine
         self.scheme = scheme
-        self.port = port
         self.addresses = addresses      # bind addresses; ("",) = all interfaces
         self.zones: dict[str, Chain] = {}
         self.keys: list[Key] = []
+        #: Routing decisions by (name, is-DS): names repeat, so a look-up usually
+        #: replaces the label walk. Bounded; cleared when full.
+        self._routes: dict[tuple[str, bool], tuple[str, Chain] | None] = {}
+        self.port = port
 
     @property
-    def label(self) -> str:
-        """The ``server`` metric label: ``dns://127.0.0.1:1053`` or ``dns://:53``."""
+    def port(self) -> str:
+        return self._port
+
+    @port.setter
+    def port(self, value: str) -> None:
+        # The label is recomputed when an ephemeral port (":0") gets its real value.
+        self._port = value
         host = self.addresses[0] if self.addresses else ""
         if ":" in host:
             host = f"[{host}]"
-        return f"{self.scheme}://{host}:{self.port}"
+        self.label = f"{self.scheme}://{host}:{value}"
+        """The ``server`` metric label: ``dns://127.0.0.1:1053`` or ``dns://:53``."""
 
     def add(self, key: Key, chain: Chain) -> None:
         if key.zone in self.zones:
             raise_duplicate(key)
         self.zones[key.zone] = chain
         self.keys.append(key)
+        self._routes.clear()
 
     # -- routing ------------------------------------------------------------
     def route(self, name: str, qtype: int = 1) -> tuple[str, Chain] | None:
@@ -63,6 +73,19 @@ class Server:
         DS queries prefer the parent zone (the deepest match is remembered and
         the walk continues), as CoreDNS does (RFC 4035 §3.1.4.1).
         """
+        key = (name, qtype == 43)
+        routes = self._routes
+        try:
+            return routes[key]
+        except KeyError:
+            pass
+        hit = self._walk(name, qtype)
+        if len(routes) >= 16384:
+            routes.clear()
+        routes[key] = hit
+        return hit
+
+    def _walk(self, name: str, qtype: int) -> tuple[str, Chain] | None:
         zones = self.zones
         found: tuple[str, Chain] | None = None
         n = name
@@ -139,15 +162,15 @@ class Server:
         opcode = req.opcode
         if opcode != 0 and opcode != 4:
             return bare_reply(req, w.NOTIMP)
-        coro = self._respond(req)
+        coro = self.serve(req)
         try:
             first = coro.send(None)
         except StopIteration as stop:
-            return stop.value
-        return Resume(coro, first)
+            return finish(req, stop.value)
+        return self._finish_later(req, Resume(coro, first))
 
-    async def _respond(self, req: Request) -> bytes | None:
-        reply = await self.serve(req)
+    async def _finish_later(self, req: Request, pending: Resume) -> bytes | None:
+        reply = await pending
         return finish(req, reply)
 
 
@@ -310,8 +333,12 @@ def finish_both(req: Request, reply: Reply) -> tuple[bytes | None, DNSRecord | N
     if reply.final and reply.has_wire:
         data = reply.wire
         if len(data) <= req.max_size:
+            wire = req.wire
+            qend = req.qend
+            if data[12:qend] == wire[12:qend]:
+                return wire[:2] + data[2:], None   # only the ID to patch
             # Patch the ID and the question as the client spelled it (same length).
-            return w.U16.pack(req.id) + data[2:12] + req.wire[12 : req.qend] + data[req.qend :], None
+            return wire[:2] + data[2:12] + wire[12:qend] + data[qend:], None
     msg = scrub(req, reply.message)
     data = bytes(msg.pack())
     if len(data) > req.max_size:
