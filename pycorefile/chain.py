@@ -62,11 +62,6 @@ class Request:
     ``key`` (lower-cased question bytes: name, type and class, for dict look-ups).
     """
 
-    __slots__ = (
-        "wire", "client", "proto", "id", "flags", "qdcount", "qname", "name", "qtype",
-        "qclass", "qwire", "qend", "key", "edns", "do", "udp_size", "edns_version",
-        "opt_count", "_message", "zone", "server", "engine", "meta", "local",
-    )
 
     wire: bytes
     client: tuple[str, int]
@@ -81,19 +76,20 @@ class Request:
     qwire: bytes
     qend: int
     key: bytes
-    edns: bool
-    do: bool
-    udp_size: int
-    edns_version: int
-    opt_count: int
 
-    def __init__(self) -> None:
-        self._message: DNSRecord | None = None
-        self.zone = "."
-        self.server = ""
-        self.engine: Engine | None = None
-        self.meta: dict[str, str] | None = None
-        self.local: tuple[str, int] = ("", 0)
+    # Defaults live on the class (no __slots__): a request only stores what differs,
+    # which keeps decoding one request to a few attribute stores.
+    _message: DNSRecord | None = None
+    zone = "."
+    server = ""
+    engine: Engine | None = None
+    meta: dict[str, str] | None = None
+    local: tuple[str, int] = ("", 0)
+    edns = False
+    do = False
+    udp_size = 512
+    edns_version = 0
+    opt_count = 0
 
     @classmethod
     def from_wire(
@@ -108,18 +104,13 @@ class Request:
         if len(data) < 12:
             raise w.WireError("message shorter than a header", header_ok=False)
         qid, flags, qd, an, ns, ar = w.HEADER.unpack_from(data)
-        self = cls()
-        self.wire = bytes(data)
+        self = cls.__new__(cls)
+        self.wire = data if type(data) is bytes else bytes(data)
         self.client = client
         self.proto = proto
         self.id = qid
         self.flags = flags
         self.qdcount = qd
-        self.edns = False
-        self.do = False
-        self.udp_size = 512
-        self.edns_version = 0
-        self.opt_count = 0
         if qd == 0:
             # No question: routing answers SERVFAIL (CoreDNS server.go).
             self.qname = self.name = ""
@@ -236,10 +227,8 @@ class Request:
     def copy(self, **changes: Any) -> Request:
         """A shallow copy with some attributes replaced."""
         new = Request.__new__(Request)
-        for slot in Request.__slots__:
-            setattr(new, slot, getattr(self, slot, None))
-        for k, v in changes.items():
-            setattr(new, k, v)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
         return new
 
     def __repr__(self) -> str:

@@ -9,8 +9,9 @@ integer adds; the exposition is built by prometheus_client at scrape time.
 from __future__ import annotations
 
 import platform
-import time
+from bisect import bisect_left
 from collections.abc import Sequence
+from time import perf_counter
 from typing import Any
 
 from pycorefile import __version__
@@ -115,17 +116,30 @@ class Recorder:
         return c
 
     def record(self, req: Request, zone: str, rcode: int, plugin: str, size: int, seconds: float) -> None:
-        c = self.children(req, zone)
+        # The histogram updates are written out (not method calls): this runs for
+        # every query.
+        key = (req.server, zone, req.proto, req.family, req.qtype)
+        c = self._children.get(key)
+        if c is None:
+            c = self.children(req, zone)
         c.requests.value += 1
         if req.do:
             c.do.value += 1
-        c.duration.observe(seconds)
-        c.req_size.observe(len(req.wire))
-        c.resp_size.observe(size)
-        rk = (rcode, plugin)
-        child = c.resp.get(rk)
+        h = c.duration
+        h.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        h.sum += seconds
+        n = len(req.wire)
+        h = c.req_size
+        h.counts[bisect_left(SIZE_BUCKETS, n)] += 1
+        h.sum += n
+        h = c.resp_size
+        h.counts[bisect_left(SIZE_BUCKETS, size)] += 1
+        h.sum += size
+        child = c.resp.get((rcode, plugin))
         if child is None:
-            child = c.resp[rk] = self.m["responses"].labels(c.server, zone, "", rcode_label(rcode), plugin)
+            child = c.resp[(rcode, plugin)] = self.m["responses"].labels(
+                c.server, zone, "", rcode_label(rcode), plugin
+            )
         child.value += 1
 
     def unrouted(self, req: Request, reply: Reply) -> None:
@@ -142,6 +156,9 @@ class Prometheus(Plugin):
     def __init__(self, address: str, zones: Sequence[str]) -> None:
         self.address = address
         self.zones = tuple(sorted(zones, key=len, reverse=True))
+        self._zone_set = frozenset(self.zones)
+        self._next: Any = None
+        self._after = ""
         self.recorder: Recorder | None = None
         self.listener: HTTPListener | None = None
 
@@ -193,18 +210,22 @@ class Prometheus(Plugin):
         return "."
 
     async def serve(self, request: Request, next: Next) -> Reply:
-        start = time.perf_counter()
+        start = perf_counter()
         reply = await next(request)
-        took = time.perf_counter() - start
+        took = perf_counter() - start
         if reply.written:
             # CoreDNS 1.14: the plugin label names the plugin right after prometheus.
-            after = next_plugin(next)
-            plugin = after.name if after is not None else ""
+            if next is not self._next:
+                after = next_plugin(next)
+                self._next, self._after = next, after.name if after is not None else ""
+            plugin = self._after
             size = len(reply.wire)
         else:
             plugin = ""
             size = 0
-        zone = request.zone if request.zone in self.zones else self.zone_of(request.name)
+        zone = request.zone
+        if zone not in self._zone_set:
+            zone = self.zone_of(request.name)
         self.recorder.record(request, zone, reply.rcode, plugin, size, took)  # type: ignore[union-attr]
         return reply
 
