@@ -134,7 +134,7 @@ class Server:
                     reply = Reply.fail(w.BADVERS, "unsupported EDNS version")
                 else:
                     try:
-                        reply = await head(req)
+                        reply = await head.serve(req, head.next)  # type: ignore[attr-defined]
                     except Exception as exc:  # a broken plugin must not kill the server
                         engine.report_panic(req, exc)
                         reply = Reply.fail(w.SERVFAIL, exc)
@@ -159,7 +159,7 @@ class Server:
         if req.flags & w.QR:
             self.engine.count_drop("response")
             return None
-        opcode = req.opcode
+        opcode = (req.flags >> 11) & 0xF
         if opcode != 0 and opcode != 4:
             return bare_reply(req, w.NOTIMP)
         coro = self.serve(req)
@@ -319,6 +319,16 @@ def bare_reply(req: Request, rcode: int) -> bytes:
 def finish(req: Request, reply: Reply) -> bytes | None:
     """Turn a chain's reply into the bytes sent to the client (spec §0 "scrubbed");
     ``None`` when nothing is to be sent."""
+    data = reply._wire
+    if data is not None and reply.final:
+        # The hot path (memoised and cached answers), written out: only the ID, and
+        # the question's spelling if it differs, are patched.
+        if len(data) <= (req.udp_size if req.proto == "udp" else 65535):
+            wire = req.wire
+            qend = req.qend
+            if data[12:qend] == wire[12:qend]:
+                return wire[:2] + data[2:]
+            return wire[:2] + data[2:12] + wire[12:qend] + data[qend:]
     return finish_both(req, reply)[0]
 
 

@@ -134,10 +134,10 @@ class Template(Plugin):
         if hit is not None:
             kind = hit[0]
             if kind == _WRITTEN:
-                hit[4].inc()
-                reply = Reply(hit[1], message=hit[3], wire=hit[2], plugin="template")
-                reply.final = True
-                return reply
+                # The memoised reply object itself: replies are never mutated after
+                # they are returned, so one instance serves every identical query.
+                hit[4].value += 1
+                return hit[5]  # type: ignore[no-any-return]
             if kind == _NEXT:
                 return await next(request)
             if hit[4] is not None:
@@ -261,7 +261,7 @@ class Template(Plugin):
             return reply
         reply.final = True
         if static and not chased:
-            self._remember(key, (_WRITTEN, rule.rcode, data_wire, out, child))
+            self._remember(key, (_WRITTEN, rule.rcode, data_wire, out, child, reply))
         return reply
 
     def _render(self, tmpl: RRTemplate, data: TemplateData, labels: tuple[str, ...]) -> Any:
