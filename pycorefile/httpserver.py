@@ -112,3 +112,38 @@ def text_app(status: Callable[[], tuple[int, str]]) -> WSGIApp:
         return [body.encode()]
 
     return app
+
+
+def address_arg(directive: Any, plugin: str, default: str) -> str:
+    """The optional ``host:port`` argument of prometheus, health and ready: at most
+    one, checked with Go's rules, errors at the offending token."""
+    args = directive.args
+    if len(args) > 1:
+        raise directive.arg_error(plugin)
+    if not args:
+        return default
+    try:
+        split_host_port(args[0])
+    except ValueError as exc:
+        raise directive.arg_tokens[0].error(str(exc), plugin=plugin) from None
+    return str(args[0])
+
+
+def acquire(engine: Any, kind: str, address: str, make_app: Callable[[], WSGIApp]) -> HTTPListener:
+    """The engine's listener of this kind on ``address``, started on first use:
+    blocks naming the same address share one listener."""
+    listeners: dict[str, HTTPListener] = engine.shared.setdefault(f"{kind}.listeners", {})
+    lst = listeners.get(address)
+    if lst is None:
+        lst = listeners[address] = HTTPListener(address, make_app())
+        lst.start()
+    return lst
+
+
+def release(engine: Any, kind: str, address: str, listener: HTTPListener | None) -> None:
+    """Stop a listener got from :func:`acquire` (the first block to stop closes it)."""
+    if listener is None:
+        return
+    if engine is not None:
+        engine.shared.get(f"{kind}.listeners", {}).pop(address, None)
+    listener.stop()

@@ -56,6 +56,8 @@ class Resolver:
         self.client = client
         self._thread: threading.Thread | None = None
         self._own_loop: asyncio.AbstractEventLoop | None = None
+        #: Query bytes by (name, type, class, DO): names repeat, encoding them does not.
+        self._queries: dict[tuple[Any, ...], bytes] = {}
         self._loop_lock = threading.Lock()
         self._closed = False
         self._qid = 0
@@ -144,14 +146,11 @@ class Resolver:
     async def _serve(self, req: Request) -> tuple[Reply, DNSRecord]:
         reply = await self.server.serve(req)
         if reply.final and reply.written:
-            if reply.cached:
-                # A cache hit builds its record for this request, sharing stored RRs.
-                return reply, reply.message
-            if reply._msg is not None:
-                # A memoised answer that keeps its record: share its RRs, skip the bytes.
-                out = copy_message(reply._msg)
-                out.header.id = req.id
-                return reply, out
+            msg = reply.message if reply.cached else reply._msg
+            if msg is not None:
+                # A cache hit or a memoised answer keeps a record: share its RRs
+                # instead of decoding the bytes again.
+                return reply, copy_message(msg, req.id)
         data, msg = finish_both(req, reply)
         if msg is not None:
             return reply, msg
@@ -207,11 +206,18 @@ class Resolver:
         self, qname: str, qtype: str | int, qclass: str | int,
         client: tuple[str, int] | None, dnssec: bool, proto: str = "udp",
     ) -> Request:
-        self._qid = (self._qid + 1) & 0xFFFF
-        data = w.build_query(
-            qname, w.qtype_code(qtype), w.qclass_code(qclass), qid=self._qid,
-            edns_size=1232 if dnssec else None, do=dnssec,
-        )
+        self._qid = qid = (self._qid + 1) & 0xFFFF
+        key = (qname, qtype, qclass, dnssec)
+        query = self._queries.get(key)
+        if query is None:
+            query = w.build_query(
+                qname, w.qtype_code(qtype), w.qclass_code(qclass),
+                edns_size=1232 if dnssec else None, do=dnssec,
+            )
+            if len(self._queries) >= 4096:
+                self._queries.clear()
+            self._queries[key] = query
+        data = w.U16.pack(qid) + query[2:]
         req = Request.from_wire(data, client or self.client, proto)
         # In-process callers have no datagram limit of their own.
         req.udp_size = 65535

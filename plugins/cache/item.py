@@ -45,7 +45,7 @@ class Entry:
     __slots__ = (
         "segs", "segs_edns", "qwire", "flags", "ad", "rcode", "ttl", "stored",
         "hits", "last", "refreshing", "retry_after", "answering", "lkg", "used",
-        "sections", "kind",
+        "sections", "kind", "_last",
     )
 
     def __init__(
@@ -90,6 +90,7 @@ class Entry:
         self.used = False
         self.sections = sections
         self.kind = kind
+        self._last: tuple[tuple[Any, ...], DNSRecord] | None = None
 
     # -- TTL and refresh bookkeeping (CoreDNS item.go, freq.go) -----------------
     def remaining(self, now: float) -> int:
@@ -170,7 +171,20 @@ class Entry:
         return out
 
     def message(self, request: Request, ttl: int, flags: int) -> DNSRecord:
-        """The same reply as a dnslib record, sharing the stored names and rdata."""
+        """The same reply as a dnslib record, sharing the stored names and rdata.
+
+        The last record built is kept: hits within the same second (same TTL) for
+        the same question spelling and EDNS shape share it, so its ID is that of the
+        request it was first built for: callers copy it and set their own."""
+        shape = (ttl, flags, request.qwire, request.edns, request.udp_size, request.do)
+        last = self._last
+        if last is not None and last[0] == shape:
+            return last[1]
+        msg = self._build(request, ttl, flags)
+        self._last = (shape, msg)
+        return msg
+
+    def _build(self, request: Request, ttl: int, flags: int) -> DNSRecord:
         rr, auth, ar = self.sections
         header = DNSHeader(id=request.id, bitmap=flags)
         question = DNSQuestion(request.label, request.qtype, request.qclass)

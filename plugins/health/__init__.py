@@ -7,7 +7,7 @@ from typing import Any
 from pycorefile.chain import Plugin, SetupContext
 from pycorefile.corefile.model import Directive
 from pycorefile.duration import parse_duration
-from pycorefile.httpserver import HTTPListener, route, split_host_port, text_app
+from pycorefile.httpserver import HTTPListener, acquire, address_arg, release, route, text_app
 
 DEFAULT_ADDRESS = ":8080"
 
@@ -29,14 +29,7 @@ class Health(Plugin):
 
     @classmethod
     def setup(cls, directive: Directive, ctx: SetupContext) -> Plugin:
-        args = directive.args
-        if len(args) > 1:
-            raise directive.arg_error(cls.name)
-        address = args[0] if args else DEFAULT_ADDRESS
-        try:
-            split_host_port(address)
-        except ValueError as exc:
-            raise directive.arg_tokens[0].error(str(exc), plugin=cls.name) from None
+        address = address_arg(directive, cls.name, DEFAULT_ADDRESS)
         lameduck = 0.0
         for sub in directive.block or ():
             if sub.name != "lameduck":
@@ -57,17 +50,10 @@ class Health(Plugin):
         return [cls.setup(directives[-1], ctx)] if len(directives) > 1 else super().setup_all(directives, ctx)
 
     async def start(self, engine: Any) -> None:
-        listeners: dict[str, HTTPListener] = engine.shared.setdefault("health.listeners", {})
-        if self.address in listeners:
-            return  # one listener per address, process-wide
-        self.listener = listeners[self.address] = HTTPListener(
-            self.address, route("/health", text_app(lambda: (200, "OK")))
+        self.listener = acquire(
+            engine, "health", self.address, lambda: route("/health", text_app(lambda: (200, "OK")))
         )
-        self.listener.start()
 
     async def stop(self) -> None:
         lst, self.listener = self.listener, None
-        if lst is not None:
-            if self.engine is not None:
-                self.engine.shared.get("health.listeners", {}).pop(self.address, None)
-            lst.stop()
+        release(self.engine, "health", self.address, lst)

@@ -18,7 +18,7 @@ from pycorefile import __version__
 from pycorefile import wire as w
 from pycorefile.chain import Next, Plugin, Reply, Request, SetupContext, next_plugin
 from pycorefile.corefile.model import Directive
-from pycorefile.httpserver import HTTPListener, route, split_host_port
+from pycorefile.httpserver import HTTPListener, acquire, address_arg, release, route
 from pycorefile.metrics import DURATION_BUCKETS, SIZE_BUCKETS, MetricsRegistry
 
 DEFAULT_ADDRESS = "localhost:9153"
@@ -164,14 +164,7 @@ class Prometheus(Plugin):
 
     @classmethod
     def setup(cls, directive: Directive, ctx: SetupContext) -> Plugin:
-        args = directive.args
-        if len(args) > 1:
-            raise directive.arg_error(cls.name)
-        address = args[0] if args else DEFAULT_ADDRESS
-        try:
-            split_host_port(address)
-        except ValueError as exc:
-            raise directive.arg_tokens[0].error(str(exc), plugin=cls.name) from None
+        address = address_arg(directive, cls.name, DEFAULT_ADDRESS)
         for sub in directive.block or ():
             if sub.name == "runtime_metrics":
                 if sub.args:
@@ -230,20 +223,13 @@ class Prometheus(Plugin):
         return reply
 
     async def start(self, engine: Any) -> None:
-        # Blocks naming the same address share one listener (once per engine).
-        listeners: dict[str, HTTPListener] = engine.shared.setdefault("prometheus.listeners", {})
-        lst = listeners.get(self.address)
-        if lst is None:
+        def app() -> Any:
             from prometheus_client import make_wsgi_app
 
-            app = route("/metrics", make_wsgi_app(engine.metrics.prometheus_registry()))
-            lst = listeners[self.address] = HTTPListener(self.address, app)
-            lst.start()
-        self.listener = lst
+            return route("/metrics", make_wsgi_app(engine.metrics.prometheus_registry()))
+
+        self.listener = acquire(engine, "prometheus", self.address, app)
 
     async def stop(self) -> None:
         lst, self.listener = self.listener, None
-        if lst is not None:
-            if self.engine is not None:
-                self.engine.shared.get("prometheus.listeners", {}).pop(self.address, None)
-            lst.stop()
+        release(self.engine, "prometheus", self.address, lst)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pycorefile.chain import Plugin, SetupContext
 from pycorefile.corefile.model import Directive
-from pycorefile.httpserver import HTTPListener, route, split_host_port, text_app
+from pycorefile.httpserver import HTTPListener, acquire, address_arg, release, route, text_app
 
 DEFAULT_ADDRESS = ":8181"
 MONITOR_TYPES = ("until-ready", "continuously")
@@ -35,14 +35,7 @@ class Ready(Plugin):
 
     @classmethod
     def setup(cls, directive: Directive, ctx: SetupContext) -> Plugin:
-        args = directive.args
-        if len(args) > 1:
-            raise directive.arg_error(cls.name)
-        address = args[0] if args else DEFAULT_ADDRESS
-        try:
-            split_host_port(address)
-        except ValueError as exc:
-            raise directive.arg_tokens[0].error(str(exc), plugin=cls.name) from None
+        address = address_arg(directive, cls.name, DEFAULT_ADDRESS)
         continuously = False
         for sub in directive.block or ():
             if sub.name != "monitor":
@@ -72,13 +65,9 @@ class Ready(Plugin):
 
     async def start(self, engine: Any) -> None:
         self._running = True
-        listeners: dict[str, HTTPListener] = engine.shared.setdefault("ready.listeners", {})
-        if self.address in listeners:
-            return
-        self.listener = listeners[self.address] = HTTPListener(
-            self.address, route("/ready", text_app(self.status))
+        self.listener = acquire(
+            engine, "ready", self.address, lambda: route("/ready", text_app(self.status))
         )
-        self.listener.start()
 
     def shutting_down(self) -> None:
         self._running = False
@@ -86,7 +75,4 @@ class Ready(Plugin):
     async def stop(self) -> None:
         self._running = False
         lst, self.listener = self.listener, None
-        if lst is not None:
-            if self.engine is not None:
-                self.engine.shared.get("ready.listeners", {}).pop(self.address, None)
-            lst.stop()
+        release(self.engine, "ready", self.address, lst)
