@@ -33,11 +33,11 @@ from .zone import (
     NO_DATA,
     SERVER_FAILURE,
     SUCCESS,
+    Name,
     Zone,
     ZoneLoadError,
     label_of,
 )
-from .zonefile import Name
 
 __all__ = ["DEFAULT_RELOAD", "MEMO_SIZE", "File", "ZoneFile"]
 

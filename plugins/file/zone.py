@@ -1,6 +1,6 @@
 """One zone's data and CoreDNS's ``file`` look-up algorithm over it.
 
-Names are tuples of lower-cased labels (:data:`~.zonefile.Name`), so label
+Names are tuples of lower-cased labels (:data:`Name`), so label
 arithmetic (parents, wildcards, "n labels from the right") is tuple slicing and
 escaped dots cannot confuse it. The records themselves are dnslib ``RR`` objects,
 shared by every reply that uses them and never mutated after loading.
@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from dnslib import CNAME, RR, DNSLabel
 
-from .zonefile import Name, parse_name, read_records
+from pycorefile.zonetext import parse_name, read_records
 
 __all__ = [
     "DELEGATION",
@@ -32,6 +32,7 @@ __all__ = [
     "NO_DATA",
     "SERVER_FAILURE",
     "SUCCESS",
+    "Name",
     "Node",
     "Upstream",
     "Zone",
@@ -39,6 +40,9 @@ __all__ = [
     "label_of",
     "name_of",
 ]
+
+#: A domain name as a tuple of raw labels, left to right, without the root label.
+Name = tuple[bytes, ...]
 
 # Results of a look-up (CoreDNS's file.Result).
 SUCCESS, NAME_ERROR, DELEGATION, NO_DATA, SERVER_FAILURE = range(5)
@@ -428,7 +432,8 @@ def _target_of(rr: RR) -> Name | None:
         return name_of(rdata.target)
     target = getattr(rdata, "target", None)
     if isinstance(target, list):  # dnslib's SVCB/HTTPS keep the target as labels
-        return tuple(part.lower() for part in target) if target else None
+        # (bytearrays when dnslib decoded them, from the RFC 3597 form: not hashable)
+        return tuple(bytes(part).lower() for part in target) if target else None
     return None
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pycorefile import wire as w
-
-from .rr import CLASS_NAMES, TYPE_NAMES
+from pycorefile.zonetext import class_text, type_text
 
 if TYPE_CHECKING:
     from pycorefile.chain import Request
@@ -26,16 +25,6 @@ _RCODES = {
     6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE", 11: "DSOTYPENI",
 }
 # fmt: on
-
-
-def class_text(code: int) -> str:
-    """miekg ``Class.String``: the mnemonic or ``CLASSn``."""
-    return CLASS_NAMES.get(code) or f"CLASS{code}"
-
-
-def type_text(code: int) -> str:
-    """miekg ``Type.String``: the mnemonic or ``TYPEn``."""
-    return TYPE_NAMES.get(code) or f"TYPE{code}"
 
 
 class QuestionView:

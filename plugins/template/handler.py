@@ -35,10 +35,10 @@ from pycorefile.corefile.model import Directive
 from pycorefile.fall import longest_zone
 from pycorefile.metrics import MetricsRegistry
 from pycorefile.routing import copy_message, scrub
+from pycorefile.zonetext import CLASS_NAMES, TYPE_NAMES, ZoneTextError, parse_rr
 
 from . import gotemplate
 from .data import TemplateData
-from .rr import CLASS_NAMES, TYPE_NAMES, RRParseError, parse_rr
 from .setup import RRTemplate, Rule, parse_rules
 
 __all__ = ["MEMO_SIZE", "Template"]
@@ -275,12 +275,12 @@ class Template(Plugin):
             raise _Failed(exc) from None
         try:
             rr = parse_rr(text)
-        except RRParseError as exc:
+        except ZoneTextError as exc:
             self.rr_failures.labels(*labels, tmpl.section, tmpl.label).inc()
             raise _Failed(exc) from None
         if rr is None:
             self.rr_failures.labels(*labels, tmpl.section, tmpl.label).inc()
-            raise _Failed(RRParseError(f"dns: no resource record in {text!r}"))
+            raise _Failed(ValueError(f"dns: no resource record in {text!r}"))
         return rr
 
     async def _lookup(

@@ -22,9 +22,9 @@ from pycorefile import wire as w
 from pycorefile.corefile.errors import CorefileError
 from pycorefile.corefile.model import Directive, Token
 from pycorefile.fall import Fallthrough, longest_zone, normalize_zones
+from pycorefile.zonetext import CLASS_CODES, TYPE_CODES
 
 from . import gotemplate
-from .rr import CLASS_CODES, TYPE_CODES
 
 __all__ = ["MAX_REGEXP_LEN", "RCODES", "RRTemplate", "Regex", "Rule", "parse_rules"]
 

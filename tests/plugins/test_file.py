@@ -23,7 +23,7 @@ from pycorefile import CorefileError
 from pycorefile import wire as w
 from pycorefile.chain import build_chain
 from pycorefile.plugins.file.zone import Zone
-from pycorefile.plugins.file.zonefile import ZoneFileError, parse_name, parse_zone
+from pycorefile.zonetext import ZoneTextError, parse_name, parse_zone
 
 ZONE = textwrap.dedent("""\
     $ORIGIN example.test.
@@ -204,6 +204,21 @@ def test_apex_only_zone_answers_nxdomain_like_coredns(tmp_path: Path) -> None:
         # No data besides the apex: CoreDNS answers NXDOMAIN, not NODATA, for the apex.
         assert r.resolve("example.test", "A").header.rcode == w.NXDOMAIN
         assert r.resolve("example.test", "SOA").header.rcode == 0
+
+
+def test_https_targets_in_the_zone_get_their_addresses(tmp_path: Path) -> None:
+    # web.example.test. as a relative target, and in the RFC 3597 form (which dnslib
+    # decodes into bytearray labels).
+    generic = "\\# 20 0001 03776562 076578616d706c65 0474657374 00"
+    (tmp_path / "db").write_text(
+        "$TTL 60\n@ IN SOA ns hm 1 2 3 4 5\n@ IN NS ns.example.net.\n"
+        f"svc IN HTTPS 1 web alpn=h2\nraw IN HTTPS {generic}\nweb IN A 192.0.2.80\n"
+    )
+    with pycorefile.Resolver.from_corefile(f"example.test:1053 {{\n file {tmp_path / 'db'}\n}}\n") as r:
+        for name in ("svc.example.test", "raw.example.test"):
+            reply = r.resolve(name, "HTTPS")
+            assert reply.header.rcode == 0 and len(reply.rr) == 1
+            assert [str(rr.rdata) for rr in reply.ar] == ["192.0.2.80"]
 
 
 def test_wildcard_at_an_empty_non_terminal_matches_coredns(tmp_path: Path) -> None:
@@ -496,7 +511,7 @@ def test_zone_syntax() -> None:
 
 def test_ttl_without_ttl_directive_follows_the_last_explicit_one() -> None:
     assert [r.split()[1] for r in records("a 60 A 192.0.2.1\nb A 192.0.2.2\n")] == ["60", "60"]
-    with pytest.raises(ZoneFileError, match="missing TTL with no previous value"):
+    with pytest.raises(ZoneTextError, match="missing TTL with no previous value"):
         records("a A 192.0.2.1\n")
 
 
@@ -515,7 +530,7 @@ def test_ttl_without_ttl_directive_follows_the_last_explicit_one() -> None:
     ],
 )
 def test_zone_syntax_errors(text: str, message: str, line: int) -> None:
-    with pytest.raises(ZoneFileError) as info:
+    with pytest.raises(ZoneTextError) as info:
         records(text)
     assert message in str(info.value) and info.value.line == line
 

@@ -20,9 +20,9 @@ from pycorefile.chain import Plugin, Reply, Request, SetupContext
 from pycorefile.corefile import parse
 from pycorefile.fall import Fallthrough, is_subdomain, longest_zone, normalize_zones
 from pycorefile.plugins.template import Template
-from pycorefile.plugins.template.rr import RRParseError, parse_rr
 from pycorefile.plugins.template.setup import depends_on_question_only
 from pycorefile.registry import Registry, default_registry
+from pycorefile.zonetext import ZoneTextError, parse_rr
 
 IP_REGEX = r"(^|[.])ip-10-(?P<b>[0-9]*)-(?P<c>[0-9]*)-(?P<d>[0-9]*)[.]example[.]$"
 IP_ANSWER = "{{ .Name }} 60 IN A 10.{{ .Group.b }}.{{ .Group.c }}.{{ .Group.d }}"
@@ -1302,7 +1302,7 @@ def test_parse_rr(text: str, expected: str) -> None:
     ],
 )
 def test_parse_rr_errors(text: str, error: str) -> None:
-    with pytest.raises(RRParseError) as info:
+    with pytest.raises(ZoneTextError) as info:
         parse_rr(text)
     assert str(info.value) == error
 
