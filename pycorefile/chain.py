@@ -367,6 +367,9 @@ class Plugin:
     * ``once``: a second directive in one block is a setup error (CoreDNS's
       ``this plugin can only be used once per Server Block``).
     * ``handler``: False for setup-only plugins (bind, health, ready, reload).
+    * ``observer``: the plugin only watches queries (prometheus): instead of
+      ``serve`` the server calls ``observe(request, reply, seconds, after)`` once the
+      chain is done, ``after`` naming the plugin that follows it.
     * ``enables_chaos``: non-IN classes reach this block's chain (chaos, forward).
     * ``after`` / ``before``: where a third-party plugin sits in the order.
     """
@@ -374,6 +377,7 @@ class Plugin:
     name: ClassVar[str] = ""
     once: ClassVar[bool] = False
     handler: ClassVar[bool] = True
+    observer: ClassVar[bool] = False
     enables_chaos: ClassVar[bool] = False
     after: ClassVar[str | None] = None
     before: ClassVar[str | None] = None
@@ -436,6 +440,9 @@ class Plugin:
     def register_metrics(self, metrics: MetricsRegistry) -> None:
         """Declare this plugin's metrics (called once per engine)."""
 
+    def observe(self, request: Request, reply: Reply, seconds: float, after: str) -> None:
+        """For ``observer`` plugins: one finished query (see the class docstring)."""
+
     def enables_chaos_for(self) -> bool:
         return type(self).enables_chaos
 
@@ -443,12 +450,16 @@ class Plugin:
 class _End:
     """The terminal ``next``: CoreDNS's ``plugin/NAME: no next plugin found``."""
 
-    __slots__ = ("reply",)
+    __slots__ = ("reply", "next")
 
     def __init__(self, last: str) -> None:
         self.reply = Reply.fail(w.SERVFAIL, f"plugin/{last}: no next plugin found")
+        self.next = None
 
     async def __call__(self, request: Request) -> Reply:
+        return Reply.fail(self.reply.rcode, self.reply.error)
+
+    async def serve(self, request: Request, next: Any) -> Reply:
         return Reply.fail(self.reply.rcode, self.reply.error)
 
 
@@ -485,9 +496,23 @@ class Chain:
     head: Next | None = None
     enables_chaos: bool = False
 
+    observer: Plugin | None = None
+    after_observer: str = ""
+
     def link(self) -> None:
+        # An observer (prometheus) is not called as a link: the server calls its
+        # observe() around the whole chain, which costs one call instead of a
+        # coroutine and a link per query. after_observer is the plugin label
+        # CoreDNS 1.14 gives replies: the handler right after it.
+        handlers = [p for p in self.plugins if not p.observer]
+        observers = [p for p in self.plugins if p.observer]
+        self.observer = observers[0] if observers else None
+        if self.observer is not None:
+            after = self.plugins[self.plugins.index(self.observer) + 1 :]
+            following = [p for p in after if not p.observer]
+            self.after_observer = following[0].name if following else ""
         nxt: Next = _End(self.plugins[-1].name if self.plugins else "")
-        for p in reversed(self.plugins):
+        for p in reversed(handlers):
             nxt = _Link(p, nxt)
         self.head = nxt if self.plugins else None
         self.enables_chaos = any(p.enables_chaos_for() for p in self.plugins)

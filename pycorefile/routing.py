@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 
 from dnslib import EDNS0, DNSHeader, DNSRecord
@@ -133,11 +134,16 @@ class Server:
                 elif req.edns_version > 0:
                     reply = Reply.fail(w.BADVERS, "unsupported EDNS version")
                 else:
+                    observer = chain.observer
+                    if observer is not None:
+                        t0 = perf_counter()
                     try:
                         reply = await head.serve(req, head.next)  # type: ignore[attr-defined]
                     except Exception as exc:  # a broken plugin must not kill the server
                         engine.report_panic(req, exc)
                         reply = Reply.fail(w.SERVFAIL, exc)
+                    if observer is not None:
+                        observer.observe(req, reply, perf_counter() - t0, chain.after_observer)
         if engine.listeners:
             took = time.perf_counter() - start
             for fn in engine.listeners:

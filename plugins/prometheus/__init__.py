@@ -11,12 +11,11 @@ from __future__ import annotations
 import platform
 from bisect import bisect_left
 from collections.abc import Sequence
-from time import perf_counter
 from typing import Any
 
 from pycorefile import __version__
 from pycorefile import wire as w
-from pycorefile.chain import Next, Plugin, Reply, Request, SetupContext, next_plugin
+from pycorefile.chain import Plugin, Reply, Request, SetupContext
 from pycorefile.corefile.model import Directive
 from pycorefile.httpserver import HTTPListener, acquire, address_arg, release, route
 from pycorefile.metrics import DURATION_BUCKETS, SIZE_BUCKETS, MetricsRegistry
@@ -152,13 +151,12 @@ class Prometheus(Plugin):
 
     name = "prometheus"
     once = True
+    observer = True
 
     def __init__(self, address: str, zones: Sequence[str]) -> None:
         self.address = address
         self.zones = tuple(sorted(zones, key=len, reverse=True))
         self._zone_set = frozenset(self.zones)
-        self._next: Any = None
-        self._after = ""
         self.recorder: Recorder | None = None
         self.listener: HTTPListener | None = None
 
@@ -202,16 +200,12 @@ class Prometheus(Plugin):
                 return z
         return "."
 
-    async def serve(self, request: Request, next: Next) -> Reply:
-        start = perf_counter()
-        reply = await next(request)
-        took = perf_counter() - start
+    def observe(self, request: Request, reply: Reply, seconds: float, after: str) -> None:
+        """Record one query of this block. The server calls this after the chain
+        (prometheus is an observer, not a link): CoreDNS 1.14 labels a written reply
+        with the plugin right after prometheus (``after``), others with ``""``."""
         if reply.written:
-            # CoreDNS 1.14: the plugin label names the plugin right after prometheus.
-            if next is not self._next:
-                after = next_plugin(next)
-                self._next, self._after = next, after.name if after is not None else ""
-            plugin = self._after
+            plugin = after
             size = len(reply.wire)
         else:
             plugin = ""
@@ -219,8 +213,7 @@ class Prometheus(Plugin):
         zone = request.zone
         if zone not in self._zone_set:
             zone = self.zone_of(request.name)
-        self.recorder.record(request, zone, reply.rcode, plugin, size, took)  # type: ignore[union-attr]
-        return reply
+        self.recorder.record(request, zone, reply.rcode, plugin, size, seconds)  # type: ignore[union-attr]
 
     async def start(self, engine: Any) -> None:
         def app() -> Any:
