@@ -6,6 +6,7 @@ from its beginning); the configured list itself is never reordered.
 
 from __future__ import annotations
 
+import abc
 import random as _random
 from collections.abc import Sequence
 from typing import ClassVar, TypeVar
@@ -13,13 +14,14 @@ from typing import ClassVar, TypeVar
 T = TypeVar("T")
 
 
-class Policy:
+class Policy(abc.ABC):
     """Base class: ``order(items)`` gives the try order for one query."""
 
     name: ClassVar[str] = ""
 
+    @abc.abstractmethod
     def order(self, items: Sequence[T]) -> list[T]:
-        raise NotImplementedError
+        """The upstreams in the order this query tries them."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

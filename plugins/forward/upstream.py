@@ -31,6 +31,7 @@ ever blocks):
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import errno
 import inspect
@@ -180,7 +181,7 @@ class Stats:
         self.ignored = ignored.labels(to)
 
 
-class Transport:
+class Transport(abc.ABC):
     """How an :class:`Upstream` reaches its server.
 
     ``exchange`` sends one query over ``proto`` (``"udp"`` or ``"tcp"``; a TLS
@@ -192,16 +193,17 @@ class Transport:
 
     stats: Stats
 
+    @abc.abstractmethod
     async def exchange(self, query: Query, proto: str) -> bytes:
-        raise NotImplementedError
+        """Send ``query`` and return the checked reply bytes."""
 
     async def probe(self, query: Query, proto: str, timeout: float) -> bytes:
         return await self.exchange(query, proto)
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional: transports without connections
         """Close every connection; exchanges fail until :meth:`reopen`."""
 
-    def reopen(self) -> None:
+    def reopen(self) -> None:  # noqa: B027 - optional, like close()
         """Allow exchanges again after :meth:`close` (a server restarting its plugins)."""
 
     def pool_sizes(self) -> dict[str, int]:
