@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any
@@ -26,8 +25,6 @@ from .metrics import MetricsRegistry
 from .registry import Registry, default_registry
 
 log = logging.getLogger("pycorefile")
-
-BARE_RCODES = frozenset({w.SERVFAIL, w.REFUSED, w.FORMERR, w.NOTIMP})
 
 Listener = Callable[[Request, Reply, float], None]
 
@@ -113,7 +110,7 @@ class Server:
         engine = self.engine
         req.server = self.label
         req.engine = engine
-        start = time.perf_counter() if engine.listeners else 0.0
+        start = perf_counter() if engine.listeners else 0.0
         if req.qdcount == 0:
             reply = Reply.fail(w.SERVFAIL, "no question")
         else:
@@ -145,7 +142,7 @@ class Server:
                     if observer is not None:
                         observer.observe(req, reply, perf_counter() - t0, chain.after_observer)
         if engine.listeners:
-            took = time.perf_counter() - start
+            took = perf_counter() - start
             for fn in engine.listeners:
                 fn(req, reply, took)
         return reply
