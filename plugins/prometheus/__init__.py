@@ -102,25 +102,32 @@ class Recorder:
 
     def __init__(self, metrics: MetricsRegistry) -> None:
         self.m = declare(metrics)
-        self._children: dict[tuple[str, str, str, int, int], _Children] = {}
+        #: (server, zone, proto, client address, qtype) → children: the client's
+        #: address stands for its family without computing it per query.
+        self._children: dict[tuple[str, str, str, str, int], _Children] = {}
+        self._by_labels: dict[tuple[str, str, str, int, int], _Children] = {}
         self.m["build"].labels(__version__, "", "python" + platform.python_version()).set(1)
 
     def children(self, req: Request, zone: str) -> _Children:
+        """The label children for this query's label set (the per-client cache in
+        :meth:`record` points at these; one set per family, not per client)."""
         key = (req.server, zone, req.proto, req.family, req.qtype)
-        c = self._children.get(key)
+        c = self._by_labels.get(key)
         if c is None:
-            c = self._children[key] = _Children(
+            c = self._by_labels[key] = _Children(
                 self.m, req.server, zone, req.proto, str(req.family), type_label(req.qtype)
             )
+        if len(self._children) >= 65536:
+            self._children.clear()  # bounded: many distinct clients
         return c
 
     def record(self, req: Request, zone: str, rcode: int, plugin: str, size: int, seconds: float) -> None:
-        # The histogram updates are written out (not method calls): this runs for
-        # every query.
-        key = (req.server, zone, req.proto, req.family, req.qtype)
+        # Runs for every query: the updates are written out with locals rather than
+        # method calls, and the label children come from one dict look-up.
+        key = (req.server, zone, req.proto, req.client[0], req.qtype)
         c = self._children.get(key)
         if c is None:
-            c = self.children(req, zone)
+            c = self._children[key] = self.children(req, zone)
         c.requests.value += 1
         if req.do:
             c.do.value += 1
@@ -206,7 +213,8 @@ class Prometheus(Plugin):
         with the plugin right after prometheus (``after``), others with ``""``."""
         if reply.written:
             plugin = after
-            size = len(reply.wire)
+            data = reply._wire
+            size = len(data) if data is not None else len(reply.wire)
         else:
             plugin = ""
             size = 0
