@@ -404,29 +404,25 @@ def scrub(req: Request, msg: DNSRecord) -> DNSRecord:
 def truncate(msg: DNSRecord, size: int) -> bytes:
     """Drop records until the packed message fits ``size`` (at least 512).
 
-    Additional records go first, then authority, then answers from the end; TC is
-    set when an answer or authority record had to go (RFC 2181 §9: dropping
-    additional data alone does not set TC). The OPT record is always kept.
+    As miekg/dns ``Msg.Truncate`` (what CoreDNS uses): the records that fit are
+    kept in order, answers first, then authority, then additional, so records go
+    from the end; TC is set whenever any record had to go. The OPT record is
+    always kept.
     """
     size = max(size, 512)
     opt = [rr for rr in msg.ar if rr.rtype == w.OPT]
     extra = [rr for rr in msg.ar if rr.rtype != w.OPT]
-    tc = False
     while True:
         msg.ar = extra + opt
         data = bytes(msg.pack())
         if len(data) <= size:
             return data
+        msg.header.tc = 1
         if extra:
             extra.pop()
         elif msg.auth:
             msg.auth.pop()
-            tc = True
-            msg.header.tc = 1
         elif msg.rr:
             msg.rr.pop()
-            tc = True
-            msg.header.tc = 1
         else:
-            msg.header.tc = 1 if tc else msg.header.tc
             return data[:size]

@@ -88,3 +88,20 @@ def test_type_codes() -> None:
     assert w.qtype_name(1) == "A"
     with pytest.raises(ValueError):
         w.qtype_code("NOPE")
+
+
+def test_truncate_keeps_answers_first_and_sets_tc_like_miekg() -> None:
+    from dnslib import RR, TXT, A
+
+    from pycorefile.routing import truncate
+
+    msg = DNSRecord.question("t.example.", "A").reply()
+    for i in range(10):
+        msg.add_answer(RR("t.example.", 1, rdata=A(f"192.0.2.{i}"), ttl=60))
+    msg.add_ar(RR("glue.example.", 16, rdata=TXT("x" * 200), ttl=60))
+    msg.add_ar(RR("glue.example.", 16, rdata=TXT("y" * 200), ttl=60))
+    out = DNSRecord.parse(truncate(msg, 512))
+    # Every answer fits; only additional records had to go, and that sets TC too
+    # (miekg/dns Msg.Truncate sets TC when any record is excluded).
+    assert len(out.rr) == 10 and len(out.ar) < 2 and out.header.tc == 1
+    assert len(truncate(msg, 512)) <= 512
