@@ -288,8 +288,8 @@ class Engine:
             self.count_drop("response")
             return None
         self.count_drop("formerr")
-        out_flags = w.QR | (flags & (w.OPCODE_MASK | w.RD)) | w.FORMERR
-        return w.HEADER.pack(qid, out_flags, 0, 0, 0, 0)
+        # miekg/dns SetRcodeFormatError: the ID, QR, opcode QUERY, FORMERR, nothing else.
+        return w.HEADER.pack(qid, w.QR | w.FORMERR, 0, 0, 0, 0)
 
 
 def bind_addresses(chain: Chain) -> tuple[str, ...]:
