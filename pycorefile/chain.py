@@ -437,6 +437,9 @@ class Plugin:
         """For the ``ready`` plugin: is this plugin ready to serve?"""
         return True
 
+    def draining(self) -> None:
+        """The server is about to stop: called before the lameduck delay."""
+
     def register_metrics(self, metrics: MetricsRegistry) -> None:
         """Declare this plugin's metrics (called once per engine)."""
 

@@ -132,6 +132,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 break
             reload_requested.clear()
             await _reload(server, conf, args.dns_port)
+        for p in server.engine.plugins():
+            p.draining()
         grace = max((getattr(p, "lameduck", 0.0) for p in server.engine.plugins()), default=0.0)
         if grace:
             await asyncio.sleep(grace)

@@ -137,22 +137,6 @@ def classify(msg: DNSRecord, now: float | None = None) -> tuple[Type, bool, bool
     return t, ok, answering
 
 
-def cache_type(msg: DNSRecord, now: float | None = None) -> Type:
-    """The reply's type as the cache sees it (see :func:`classify`)."""
-    return classify(msg, now)[0]
-
-
-def cacheable(msg: DNSRecord, t: Type | None = None) -> bool:
-    """Whether a reply may be stored at all (see :func:`classify`)."""
-    return classify(msg)[1]
-
-
-def usable_answer(msg: DNSRecord, now: float | None = None) -> bool:
-    """A complete positive reply that answers its question (prefer_positive)."""
-    t, _, answering = classify(msg, now)
-    return not msg.header.tc and t is Type.NOERROR and answering
-
-
 def minimal_ttl(msg: DNSRecord, t: Type, maximum: int) -> int:
     """The smallest TTL in the reply, at most ``maximum`` (CoreDNS
     ``dnsutil.MinimalTTLWithMaximum``); 5 s for types without a TTL of their own

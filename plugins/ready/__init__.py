@@ -69,7 +69,8 @@ class Ready(Plugin):
             engine, "ready", self.address, lambda: route("/ready", text_app(self.status))
         )
 
-    def shutting_down(self) -> None:
+    def draining(self) -> None:
+        # During lameduck and shutdown /ready answers 503 "Shutting down".
         self._running = False
 
     async def stop(self) -> None:

@@ -34,7 +34,7 @@ from pycorefile.chain import Next, Plugin, Reply, Request, SetupContext
 from pycorefile.corefile.model import Directive
 from pycorefile.fall import longest_zone
 from pycorefile.metrics import MetricsRegistry
-from pycorefile.routing import copy_message, scrub
+from pycorefile.routing import scrub
 from pycorefile.zonetext import CLASS_NAMES, TYPE_NAMES, ZoneTextError, parse_rr
 
 from . import gotemplate
@@ -236,12 +236,9 @@ class Template(Plugin):
 
         # Finish the reply for this request here (EDNS as the client's, packed), so
         # the server only patches the ID, and a memoised copy serves repeats.
-        if request.edns or rule.ederror is None:
-            out = scrub(request, msg)
-        else:
-            # CoreDNS's scrub (request.SizeAndDo) leaves the reply's OPT alone when
-            # the query had none: the Extended DNS Error reaches non-EDNS clients too.
-            out = copy_message(msg)
+        # (scrub leaves the reply's OPT alone when the query had none, as CoreDNS's
+        # SizeAndDo does: the Extended DNS Error reaches non-EDNS clients too.)
+        out = scrub(request, msg)
         if rule.rcode > 0xF:
             # An extended rcode (BADSIG...) lives partly in the OPT record (RFC 6891
             # §6.1.3). Without one, CoreDNS cannot pack the reply and sends nothing.

@@ -109,10 +109,11 @@ def test_health_and_ready(served) -> None:
 
 
 def test_lameduck_keeps_answering_after_sigterm(tmp_path) -> None:
-    dport, hport = free_port(), free_port()
+    dport, hport, rport = free_port(), free_port(), free_port()
     cf = tmp_path / "Corefile"
     cf.write_text(
-        f".:{dport} {{\n bind 127.0.0.1\n health 127.0.0.1:{hport} {{\n lameduck 1500ms\n }}\n whoami\n}}\n"
+        f".:{dport} {{\n bind 127.0.0.1\n health 127.0.0.1:{hport} {{\n lameduck 1500ms\n }}\n"
+        f" ready 127.0.0.1:{rport}\n whoami\n}}\n"
     )
     proc = subprocess.Popen([sys.executable, "-m", "pycorefile", "-conf", str(cf)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -131,6 +132,7 @@ def test_lameduck_keeps_answering_after_sigterm(tmp_path) -> None:
         r = dns.query.udp(dns.message.make_query("x.test", "A"), "127.0.0.1", port=dport, timeout=2)
         assert r.rcode() == 0
         assert get(f"http://127.0.0.1:{hport}/health")[0] == 200
+        assert get(f"http://127.0.0.1:{rport}/ready") == (503, "Shutting down")
         assert proc.wait(timeout=10) == 0
         assert time.monotonic() - stopped_at >= 1.4
     finally:
