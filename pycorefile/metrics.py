@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 #: CoreDNS's duration buckets (``plugin/metrics/vars``): 0.25 ms · 2^i.
@@ -54,9 +54,14 @@ class _HistChild:
 
 
 class Metric:
-    """A metric family: name, help, label names and its children."""
+    """A metric family: name, help, label names and its children.
+
+    A metric whose values are derived from something else sets :attr:`sync`: it is
+    called before the children are read, and refreshes them with :meth:`replace`.
+    """
 
     kind = "counter"
+    sync: Callable[[], None] | None = None
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> None:
         self.name = name
@@ -65,9 +70,9 @@ class Metric:
         self._children: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
         if not self.labelnames:
-            self._children[()] = self._new_child()
+            self._children[()] = self.new_child()
 
-    def _new_child(self) -> Any:
+    def new_child(self) -> Any:
         return _Child()
 
     def labels(self, *values: Any) -> Any:
@@ -78,7 +83,7 @@ class Metric:
             if len(key) != len(self.labelnames):
                 raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {key}")
             with self._lock:
-                child = self._children.setdefault(key, self._new_child())
+                child = self._children.setdefault(key, self.new_child())
         return child
 
     # Convenience for unlabelled metrics.
@@ -93,14 +98,22 @@ class Metric:
 
     def value(self, *values: Any) -> float:
         """Current value of a counter/gauge child (0 when it does not exist)."""
+        if self.sync is not None:
+            self.sync()
         child = self._children.get(tuple(str(v) for v in values))
         return child.value if child is not None else 0.0
 
     def remove(self, *values: Any) -> None:
         self._children.pop(tuple(str(v) for v in values), None)
 
-    def items(self) -> list[tuple[tuple[str, ...], Any]]:
+    def items(self, sync: bool = True) -> list[tuple[tuple[str, ...], Any]]:
+        if sync and self.sync is not None:
+            self.sync()
         return list(self._children.items())
+
+    def replace(self, children: dict[tuple[str, ...], Any]) -> None:
+        """Swap in a whole new set of children (a derived metric's refresh)."""
+        self._children = children
 
 
 class Counter(Metric):
@@ -124,7 +137,7 @@ class Histogram(Metric):
         self.buckets = tuple(float(b) for b in buckets)
         super().__init__(name, documentation, labelnames)
 
-    def _new_child(self) -> Any:
+    def new_child(self) -> Any:
         return _HistChild(self.buckets)
 
 
@@ -203,8 +216,11 @@ class MetricsRegistry:
         )
 
         fam: Any
-        for m in list(self._metrics.values()):
-            items = m.items()
+        metrics = list(self._metrics.values())
+        for sync in {m.sync for m in metrics if m.sync is not None}:
+            sync()  # once per source, not once per derived metric
+        for m in metrics:
+            items = m.items(sync=False)
             if isinstance(m, Histogram):
                 fam = HistogramMetricFamily(m.name, m.documentation, labels=m.labelnames)
                 for key, child in items:

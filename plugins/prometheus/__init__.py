@@ -9,6 +9,7 @@ integer adds; the exposition is built by prometheus_client at scrape time.
 from __future__ import annotations
 
 import platform
+import threading
 from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,7 @@ from pycorefile import wire as w
 from pycorefile.chain import Plugin, Reply, Request, SetupContext
 from pycorefile.corefile.model import Directive
 from pycorefile.httpserver import HTTPListener, acquire, address_arg, release, route
-from pycorefile.metrics import DURATION_BUCKETS, SIZE_BUCKETS, MetricsRegistry
+from pycorefile.metrics import DURATION_BUCKETS, SIZE_BUCKETS, Metric, MetricsRegistry
 
 DEFAULT_ADDRESS = "localhost:9153"
 
@@ -29,11 +30,6 @@ MONITORED_TYPES = frozenset({
     "SOA", "SRV", "TXT", "HTTPS", "SVCB", "IXFR", "AXFR", "ANY",
 })
 DROPPED = "dropped"
-
-
-def type_label(qtype: int) -> str:
-    name = w.qtype_name(qtype)
-    return name if name in MONITORED_TYPES else "other"
 
 
 def rcode_label(rcode: int) -> str:
@@ -80,77 +76,147 @@ def declare(metrics: MetricsRegistry) -> dict[str, Any]:
     }
 
 
-class _Children:
-    """The label children one (server, zone, proto, family, type) needs."""
+#: Cells of a raw slot: one count per duration bucket (the last is +Inf), then the
+#: sum of the durations.
+_DURATIONS = len(DURATION_BUCKETS) + 1
+_DSUM = _DURATIONS
+_FIRST = DURATION_BUCKETS[0]
+#: How many raw slots are kept before they are folded into the label-set totals.
+RAW_LIMIT = 4096
 
-    __slots__ = ("requests", "do", "duration", "req_size", "resp_size", "resp", "server", "zone")
-
-    def __init__(self, m: dict[str, Any], server: str, zone: str, proto: str, family: str, qtype: str) -> None:
-        self.server = server
-        self.zone = zone
-        self.requests = m["requests"].labels(server, zone, "", proto, family, qtype)
-        self.do = m["do"].labels(server, zone, "")
-        self.duration = m["duration"].labels(server, zone, "")
-        self.req_size = m["req_size"].labels(server, zone, "", proto)
-        self.resp_size = m["resp_size"].labels(server, zone, "", proto)
-        self.resp: dict[tuple[int, str], Any] = {}
+#: A raw slot's key: everything the six ``coredns_dns_*`` series of one query depend
+#: on, exactly as the query had it (server, zone, proto, is-IPv6, qtype, DO, request
+#: size, rcode, plugin, response size).
+RawKey = tuple[str, str, str, bool, int, bool, int, int, str, int]
 
 
 class Recorder:
     """Records queries into one engine's metrics; shared by every prometheus plugin
-    of that engine (and by the engine for queries no block accepted)."""
+    of that engine (and by the engine for queries no block accepted).
+
+    Recording a query costs one tuple, one dict look-up and two list updates: the
+    query's raw facts select a *slot* (a list of duration-bucket counts and the
+    duration sum), and nothing else is touched. The six ``coredns_dns_*`` metrics
+    are derived from the slots when they are read (a scrape, :meth:`sync`). When
+    there are :data:`RAW_LIMIT` raw slots (many sizes or types), they are folded
+    into per-label-set totals, so memory stays bounded by the label sets.
+
+    Threads: the in-process Resolver records from its callers' threads. An update
+    (``slot[i] += 1``) runs no Python call between its read and its write, so the
+    GIL never switches threads inside it and no count is lost; new slots are made
+    with the atomic ``dict.setdefault``. Reads and folds take the lock. A thread
+    that fetched a slot just before a fold moved it can still add to the old slot:
+    that one count is lost, which can only happen to a process that records more
+    than :data:`RAW_LIMIT` query shapes from several threads at once.
+    """
 
     def __init__(self, metrics: MetricsRegistry) -> None:
         self.m = declare(metrics)
-        #: (server, zone, proto, client address, qtype) → children: the client's
-        #: address stands for its family without computing it per query.
-        self._children: dict[tuple[str, str, str, str, int], _Children] = {}
-        self._by_labels: dict[tuple[str, str, str, int, int], _Children] = {}
+        #: Raw slots: written by the query path without a lock.
+        self.raw: dict[RawKey, list[Any]] = {}
+        #: Folded totals by label set (type label, size buckets): duration counts,
+        #: duration sum, request-size sum, response-size sum.
+        self._folded: dict[tuple[Any, ...], list[Any]] = {}
+        self._lock = threading.Lock()
+        for name in _DERIVED:
+            self.m[name].sync = self.sync
         self.m["build"].labels(__version__, "", "python" + platform.python_version()).set(1)
 
-    def children(self, req: Request, zone: str) -> _Children:
-        """The label children for this query's label set (the per-client cache in
-        :meth:`record` points at these; one set per family, not per client)."""
-        key = (req.server, zone, req.proto, req.family, req.qtype)
-        c = self._by_labels.get(key)
-        if c is None:
-            c = self._by_labels[key] = _Children(
-                self.m, req.server, zone, req.proto, str(req.family), type_label(req.qtype)
-            )
-        if len(self._children) >= 65536:
-            self._children.clear()  # bounded: many distinct clients
-        return c
+    def slot(self, key: RawKey) -> list[Any]:
+        """The raw slot for ``key``, created on first use."""
+        if len(self.raw) >= RAW_LIMIT:
+            self.fold()
+        # setdefault is atomic: two threads recording a new key share one slot.
+        return self.raw.setdefault(key, [0] * _DURATIONS + [0.0])
 
     def record(self, req: Request, zone: str, rcode: int, plugin: str, size: int, seconds: float) -> None:
-        # Runs for every query: the updates are written out with locals rather than
-        # method calls, and the label children come from one dict look-up.
-        key = (req.server, zone, req.proto, req.client[0], req.qtype)
-        c = self._children.get(key)
-        if c is None:
-            c = self._children[key] = self.children(req, zone)
-        c.requests.value += 1
-        if req.do:
-            c.do.value += 1
-        h = c.duration
-        h.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
-        h.sum += seconds
-        n = len(req.wire)
-        h = c.req_size
-        h.counts[bisect_left(SIZE_BUCKETS, n)] += 1
-        h.sum += n
-        h = c.resp_size
-        h.counts[bisect_left(SIZE_BUCKETS, size)] += 1
-        h.sum += size
-        child = c.resp.get((rcode, plugin))
-        if child is None:
-            child = c.resp[(rcode, plugin)] = self.m["responses"].labels(
-                c.server, zone, "", rcode_label(rcode), plugin
-            )
-        child.value += 1
+        """Record one query (the observer in :class:`Prometheus` inlines this)."""
+        key = (req.server, zone, req.proto, ":" in req.client[0], req.qtype, req.do,
+               len(req.wire), rcode, plugin, size)
+        slot = self.raw.get(key) or self.slot(key)
+        slot[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        slot[_DSUM] += seconds
 
     def unrouted(self, req: Request, reply: Reply) -> None:
         # Queries the server refused itself: zone "dropped", no plugin (server.go).
         self.record(req, DROPPED, reply.rcode, "", 0, 0.0)
+
+    @staticmethod
+    def _label_set(key: RawKey) -> tuple[Any, ...]:
+        server, zone, proto, v6, qtype, do, nreq, rcode, plugin, size = key
+        return (server, zone, proto, v6, _TYPE_LABELS.get(qtype, "other"), do,
+                bisect_left(SIZE_BUCKETS, nreq), rcode, plugin, bisect_left(SIZE_BUCKETS, size))
+
+    def fold(self) -> None:
+        """Move the raw slots into the label-set totals and start afresh."""
+        with self._lock:
+            raw, self.raw = self.raw, {}
+            folded = self._folded
+            for key, slot in raw.items():
+                total = folded.get(ls := self._label_set(key))
+                if total is None:
+                    total = folded[ls] = [0] * _DURATIONS + [0.0, 0, 0]
+                for i, n in enumerate(slot):
+                    total[i] += n
+                count = sum(slot[:_DURATIONS])
+                total[_DSUM + 1] += count * key[6]
+                total[_DSUM + 2] += count * key[9]
+
+    def sync(self) -> None:
+        """Write the current totals into the six derived metrics (at read time)."""
+        with self._lock:
+            rows = [(ls, tot) for ls, tot in self._folded.items()]
+            for key, slot in list(self.raw.items()):
+                count = sum(slot[:_DURATIONS])
+                rows.append((self._label_set(key), slot[:_DURATIONS + 1] + [count * key[6], count * key[9]]))
+        m = self.m
+        requests: dict[tuple[str, ...], Any] = {}
+        do: dict[tuple[str, ...], Any] = {}
+        duration: dict[tuple[str, ...], Any] = {}
+        req_size: dict[tuple[str, ...], Any] = {}
+        resp_size: dict[tuple[str, ...], Any] = {}
+        responses: dict[tuple[str, ...], Any] = {}
+        for (server, zone, proto, v6, qtype, is_do, rq, rcode, plugin, rs), tot in rows:
+            count = sum(tot[:_DURATIONS])
+            _add(requests, m["requests"], (server, zone, "", proto, "2" if v6 else "1", qtype), count)
+            if is_do:
+                _add(do, m["do"], (server, zone, ""), count)
+            h = _hist(duration, m["duration"], (server, zone, ""))
+            for i in range(_DURATIONS):
+                h.counts[i] += tot[i]
+            h.sum += tot[_DSUM]
+            h = _hist(req_size, m["req_size"], (server, zone, "", proto))
+            h.counts[rq] += count
+            h.sum += tot[_DSUM + 1]
+            h = _hist(resp_size, m["resp_size"], (server, zone, "", proto))
+            h.counts[rs] += count
+            h.sum += tot[_DSUM + 2]
+            _add(responses, m["responses"], (server, zone, "", rcode_label(rcode), plugin), count)
+        m["requests"].replace(requests)
+        m["do"].replace(do)
+        m["duration"].replace(duration)
+        m["req_size"].replace(req_size)
+        m["resp_size"].replace(resp_size)
+        m["responses"].replace(responses)
+
+
+#: The metrics :class:`Recorder` derives from its slots.
+_DERIVED = ("requests", "do", "duration", "req_size", "resp_size", "responses")
+_TYPE_LABELS = {w.qtype_code(t): t for t in MONITORED_TYPES}
+
+
+def _add(children: dict[tuple[str, ...], Any], metric: Metric, labels: tuple[str, ...], n: float) -> None:
+    child = children.get(labels)
+    if child is None:
+        child = children[labels] = metric.new_child()
+    child.value += n
+
+
+def _hist(children: dict[tuple[str, ...], Any], metric: Metric, labels: tuple[str, ...]) -> Any:
+    child = children.get(labels)
+    if child is None:
+        child = children[labels] = metric.new_child()
+    return child
 
 
 class Prometheus(Plugin):
@@ -221,7 +287,14 @@ class Prometheus(Plugin):
         zone = request.zone
         if zone not in self._zone_set:
             zone = self.zone_of(request.name)
-        self.recorder.record(request, zone, reply.rcode, plugin, size, seconds)  # type: ignore[union-attr]
+        # Recorder.record, written out: this runs for every query of the block.
+        rec = self.recorder
+        key = (request.server, zone, request.proto, ":" in request.client[0], request.qtype,
+               request.do, len(request.wire), reply.rcode, plugin, size)
+        slot = rec.raw.get(key) or rec.slot(key)  # type: ignore[union-attr]
+        # Local answers take well under the first bound (0.25 ms): skip the search.
+        slot[0 if seconds <= _FIRST else bisect_left(DURATION_BUCKETS, seconds)] += 1
+        slot[_DSUM] += seconds
 
     async def start(self, engine: Any) -> None:
         def app() -> Any:

@@ -155,3 +155,139 @@ def test_setup_errors(text: str, message: str) -> None:
 )
 def test_setup_ok(text: str) -> None:
     pycorefile.loads(f".:1053 {{\n {text}\n whoami\n}}\n")
+
+
+# -- the recorder: raw slots, folding, reads while recording -------------------------
+
+FOLD = """
+example.org:1053 {
+    prometheus
+    template IN ANY example.org {
+        answer "{{ .Name }} 60 IN TXT \\"{{ .Name }}\\""
+    }
+}
+"""
+
+
+def totals(fams: dict) -> dict:
+    """What the six coredns_dns_* series say, summed over their label sets."""
+    out: dict = {}
+    for s in samples(fams, "coredns_dns_requests", "coredns_dns_requests_total"):
+        key = ("requests", s.labels["type"])
+        out[key] = out.get(key, 0) + s.value
+    for s in samples(fams, "coredns_dns_responses", "coredns_dns_responses_total"):
+        out[("responses", s.labels["rcode"])] = out.get(("responses", s.labels["rcode"]), 0) + s.value
+    for s in samples(fams, "coredns_dns_request_duration_seconds"):
+        # Durations differ from run to run: only the count and the +Inf bucket are fixed.
+        if s.name.endswith("_count") or s.labels.get("le") == "+Inf":
+            key = (s.name, s.labels.get("le", ""))
+            out[key] = out.get(key, 0) + s.value
+    for name in ("coredns_dns_request_size_bytes", "coredns_dns_response_size_bytes"):
+        for s in samples(fams, name):
+            if s.name.endswith(("_count", "_sum")):
+                key = (s.name, s.labels.get("proto", ""))
+                out[key] = round(out.get(key, 0) + s.value, 9)
+            elif s.name.endswith("_bucket"):
+                key = (s.name, s.labels["le"])
+                out[key] = out.get(key, 0) + s.value
+    do = samples(fams, "coredns_dns_do_requests", "coredns_dns_do_requests_total")
+    out["do"] = sum(s.value for s in do)
+    return out
+
+
+def test_requests_of_many_shapes_are_counted_exactly(monkeypatch) -> None:
+    """Every name length and type gives its own raw slot; with a tiny limit they are
+    folded into label-set totals many times over, and the totals stay exact."""
+    from pycorefile.plugins import prometheus as prom
+
+    names = [f"{'x' * n}.example.org" for n in range(1, 40)]
+    types = ["A", "AAAA", "TXT", "MX", "NAPTR", "CAA"]
+
+    def run(r) -> None:
+        for name in names:
+            for qtype in types:
+                r.resolve(name, qtype)
+        r.resolve("do.example.org", "A", dnssec=True)
+
+    with pycorefile.Resolver.from_corefile(FOLD) as plain:
+        run(plain)
+        want = totals(families(plain))
+        assert len(plain.engine.shared["prometheus.recorder"].raw) > 200
+    monkeypatch.setattr(prom, "RAW_LIMIT", 7)
+    with pycorefile.Resolver.from_corefile(FOLD) as folded:
+        run(folded)
+        rec = folded.engine.shared["prometheus.recorder"]
+        assert len(rec.raw) <= 7
+        got = totals(families(folded))
+    assert got == want
+    n = len(names) * len(types) + 1
+    assert want[("requests", "other")] == len(names) * 2  # NAPTR and CAA are not kept types
+    assert sum(v for k, v in want.items() if k[0] == "requests") == n
+    assert want[("coredns_dns_request_size_bytes_count", "udp")] == n
+    assert want[("coredns_dns_request_duration_seconds_count", "")] == n
+    assert want[("coredns_dns_request_duration_seconds_bucket", "+Inf")] == n
+    assert want["do"] == 1
+
+
+def test_counters_never_go_back_across_a_fold(monkeypatch) -> None:
+    from pycorefile.plugins import prometheus as prom
+
+    monkeypatch.setattr(prom, "RAW_LIMIT", 3)
+    with pycorefile.Resolver.from_corefile(FOLD) as r:
+        seen = 0.0
+        for i in range(60):
+            r.resolve(f"{'y' * (i % 9 + 1)}.example.org", ("A", "TXT", "SRV", "NAPTR")[i % 4])
+            now = r.metrics.sample("coredns_dns_requests_total")
+            assert now == seen + 1
+            seen = now
+        size_sum = r.metrics.get("coredns_dns_request_size_bytes")
+        assert size_sum is not None
+        assert sum(c.sum for _, c in size_sum.items()) > 60 * 12  # at least a header per query
+
+
+def test_do_series_appears_only_with_a_do_query() -> None:
+    # CoreDNS increments coredns_dns_do_requests_total only for DO queries, so the
+    # series does not exist before the first one.
+    with pycorefile.Resolver.from_corefile(FOLD) as r:
+        r.resolve("a.example.org", "A")
+        assert not samples(families(r), "coredns_dns_do_requests", "coredns_dns_do_requests_total")
+        r.resolve("a.example.org", "A", dnssec=True)
+        do = samples(families(r), "coredns_dns_do_requests", "coredns_dns_do_requests_total")
+        assert [(s.labels["zone"], s.value) for s in do] == [("example.org.", 1.0)]
+
+
+def test_scrapes_while_threads_record() -> None:
+    """Scraping from another thread while several threads record never fails and
+    every query is counted once."""
+    import threading
+
+    with pycorefile.Resolver.from_corefile(FOLD) as r:
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def scrape() -> None:
+            last = 0.0
+            try:
+                while not stop.is_set():
+                    now = r.metrics.sample("coredns_dns_requests_total")
+                    assert now >= last
+                    last = now
+                    r.metrics.exposition()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        def query(k: int) -> None:
+            for i in range(300):
+                r.resolve(f"t{k}-{i % 50}.example.org", ("A", "TXT")[i % 2])
+
+        scraper = threading.Thread(target=scrape)
+        scraper.start()
+        workers = [threading.Thread(target=query, args=(k,)) for k in range(4)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        stop.set()
+        scraper.join()
+        assert errors == []
+        assert r.metrics.sample("coredns_dns_requests_total") == 4 * 300
