@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -691,8 +692,16 @@ def udp_scenario(cfg: Config, scenario: str, servers: list[Server]) -> dict[str,
     # Run-to-run noise on a shared machine is larger than the difference being measured,
     # so the two rows of step 1 are not compared with each other for this.
     pair = [s for s in live if s.key == "pycorefile"] + [s for s in live if s.key == "pycorefile+prom"]
-    if len(pair) == 2 and scenario in ("template", "cache") and P["ab_runs"]:
-        res["prometheus_ab"] = paired_ratio(cfg, scenario, pair[0], pair[1], qfile,
+    if len(pair) == 2 and P["ab_runs"]:
+        if scenario == "forward":
+            # Fresh unique names every run; each server has its own cache, so both
+            # can be sent the same ones.
+            def names_for(run: int) -> Path:
+                return write_unique(cfg, "fwd.bench.test", f"ab-r{run}", int(8000 * P["ab_s"]) + 1000)
+        else:
+            def names_for(run: int) -> Path:
+                return qfile
+        res["prometheus_ab"] = paired_ratio(cfg, scenario, pair[0], pair[1], names_for,
                                             P["ab_runs"], P["ab_s"])
 
     # 2. latency at 2000 qps
@@ -735,8 +744,8 @@ def udp_scenario(cfg: Config, scenario: str, servers: list[Server]) -> dict[str,
     return res
 
 
-def paired_ratio(cfg: Config, scenario: str, base: Server, other: Server, qfile: Path,
-                 runs: int, duration: float) -> dict[str, Any]:
+def paired_ratio(cfg: Config, scenario: str, base: Server, other: Server,
+                 names_for: Callable[[int], Path], runs: int, duration: float) -> dict[str, Any]:
     """answers/CPU-s of ``other`` over ``base``, both loaded at the same time.
 
     Both servers share the server CPU and each gets its own dnsperf (half the
@@ -748,6 +757,7 @@ def paired_ratio(cfg: Config, scenario: str, base: Server, other: Server, qfile:
     ratios: list[float] = []
     for i in range(runs):
         say(f"  {scenario}: side-by-side run {i + 1}/{runs} {base.label} + {other.label}")
+        qfile = names_for(i)
         pids = {s.key: s.pids() for s in (base, other)}
         c0 = {k: cpu_seconds(v) for k, v in pids.items()}
         procs = {s.key: subprocess.Popen(
@@ -765,6 +775,8 @@ def paired_ratio(cfg: Config, scenario: str, base: Server, other: Server, qfile:
         for k, r in outs.items():
             cpu = cpu_seconds(pids[k]) - c0[k]
             per_cpu[k] = r.completed / cpu if cpu > 0 and not r.error else None
+        if scenario == "forward":
+            qfile.unlink()
         if per_cpu[base.key] and per_cpu[other.key]:
             ratios.append(per_cpu[other.key] / per_cpu[base.key])
     if not ratios:
