@@ -111,16 +111,19 @@ class Request:
         self.id = qid
         self.flags = flags
         self.qdcount = qd
-        if qd == 0:
-            # No question: routing answers SERVFAIL (CoreDNS server.go).
+        if qd != 1 or an > 1 or ns > 1 or ar > 2:
+            # miekg/dns rejects these from the header alone (DefaultMsgAcceptFunc).
+            raise w.WireError("bad section counts")
+        if len(data) == 12:
+            # A bare header: miekg/dns decodes it as a message without a question,
+            # and CoreDNS answers SERVFAIL (server.go). qdcount 0 marks it.
+            self.qdcount = 0
             self.qname = self.name = ""
             self.qtype = self.qclass = 0
             self.qwire = b""
             self.qend = 12
             self.key = b""
             return self
-        if qd != 1 or an > 1 or ns > 1 or ar > 2:
-            raise w.WireError("bad section counts")
         # Hot path: a plain query (no records after the question) whose name was
         # seen before needs no label walk: the name is everything up to the last
         # four bytes, and the cache only holds names that were validated once.
@@ -147,6 +150,13 @@ class Request:
         return self
 
     def _scan_records(self, data: bytes, skip: int, ar: int) -> None:
+        try:
+            self._scan(data, skip, ar)
+        except w.WireError as exc:
+            exc.question_end = self.qend  # the question itself was fine
+            raise
+
+    def _scan(self, data: bytes, skip: int, ar: int) -> None:
         pos = self.qend
         n = len(data)
         for i in range(skip + ar):

@@ -113,6 +113,7 @@ class Server:
         start = perf_counter() if engine.listeners else 0.0
         if req.qdcount == 0:
             reply = Reply.fail(w.SERVFAIL, "no question")
+            engine.report_unrouted(req, reply)
         else:
             hit = self.route(req.name, req.qtype)
             if hit is None:
@@ -164,7 +165,7 @@ class Server:
             return None
         opcode = (req.flags >> 11) & 0xF
         if opcode != 0 and opcode != 4:
-            return bare_reply(req, w.NOTIMP)
+            return rejected(data, w.NOTIMP)
         coro = self.serve(req)
         try:
             first = coro.send(None)
@@ -206,7 +207,7 @@ class Engine:
         self.metrics = metrics or MetricsRegistry()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.listeners: list[Listener] = []
-        self.unrouted_hooks: list[Callable[[Request, Reply], None]] = []
+        self.unrouted_hooks: list[Callable[[Request, Reply, int], None]] = []
         self.shared: dict[str, Any] = {}
         self.drops = 0
         self.drop_reasons: dict[str, int] = {}
@@ -264,8 +265,13 @@ class Engine:
 
     # -- events -------------------------------------------------------------
     def report_unrouted(self, req: Request, reply: Reply) -> None:
-        for hook in self.unrouted_hooks:
-            hook(req, reply)
+        """A query the server answers itself (no question, no zone, class not IN,
+        an empty block): CoreDNS reports these under ``zone="dropped"``, with the
+        size of the reply it writes."""
+        if self.unrouted_hooks:
+            size = len(bare_reply(req, reply.rcode))
+            for hook in self.unrouted_hooks:
+                hook(req, reply, size)
 
     def report_panic(self, req: Request, exc: BaseException) -> None:
         self.panics += 1
@@ -283,13 +289,15 @@ class Engine:
         if not exc.header_ok:
             self.count_drop("short")
             return None
-        qid, flags = w.HEADER.unpack_from(data)[:2]
+        flags = w.HEADER.unpack_from(data)[1]
         if flags & w.QR:
             self.count_drop("response")
             return None
+        opcode = (flags >> 11) & 0xF
+        if opcode != 0 and opcode != 4:
+            return rejected(data, w.NOTIMP)  # the opcode is checked first
         self.count_drop("formerr")
-        # miekg/dns SetRcodeFormatError: the ID, QR, opcode QUERY, FORMERR, nothing else.
-        return w.HEADER.pack(qid, w.QR | w.FORMERR, 0, 0, 0, 0)
+        return rejected(data, w.FORMERR, exc.question_end)
 
 
 def bind_addresses(chain: Chain) -> tuple[str, ...]:
@@ -303,6 +311,19 @@ def bind_addresses(chain: Chain) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------
 # Replies leaving the server
 # ---------------------------------------------------------------------------
+
+
+def rejected(data: bytes, rcode: int, question_end: int | None = None) -> bytes:
+    """What miekg/dns sends for a message it rejects before CoreDNS sees it: the
+    query's header with QR set, AA and Z cleared, the rcode, and no records. FORMERR
+    also sets the opcode to QUERY; NOTIMP keeps it. The question is repeated only
+    when it decoded before the error."""
+    qid, flags = w.HEADER.unpack_from(data)[:2]
+    keep = flags & (w.TC | w.RD | w.RA | w.AD | w.CD)
+    if rcode == w.NOTIMP:
+        keep |= flags & w.OPCODE_MASK
+    question = data[12:question_end] if question_end else b""
+    return w.HEADER.pack(qid, w.QR | keep | rcode, 1 if question else 0, 0, 0, 0) + question
 
 
 def bare_reply(req: Request, rcode: int) -> bytes:

@@ -41,12 +41,15 @@ class WireError(ValueError):
     """A message that cannot be decoded.
 
     ``header_ok`` tells whether the 12-byte header (and so the ID) was readable: then
-    the server answers FORMERR, otherwise the datagram is dropped.
+    the server answers FORMERR, otherwise the datagram is dropped. ``question_end``
+    is where a question that decoded ends, when the error came after it (the
+    FORMERR reply then repeats the question, as miekg/dns's does).
     """
 
     def __init__(self, message: str, header_ok: bool = True) -> None:
         super().__init__(message)
         self.header_ok = header_ok
+        self.question_end: int | None = None
 
 
 def read_name(wire: bytes, offset: int) -> tuple[int, bool]:

@@ -137,9 +137,10 @@ class Recorder:
         slot[bisect_left(DURATION_BUCKETS, seconds)] += 1
         slot[_DSUM] += seconds
 
-    def unrouted(self, req: Request, reply: Reply) -> None:
-        # Queries the server refused itself: zone "dropped", no plugin (server.go).
-        self.record(req, DROPPED, reply.rcode, "", 0, 0.0)
+    def unrouted(self, req: Request, reply: Reply, size: int) -> None:
+        # Queries the server answered itself: zone "dropped", no plugin, the size of
+        # that reply (CoreDNS server.go errorAndMetricsFunc).
+        self.record(req, DROPPED, reply.rcode, "", size, 0.0)
 
     @staticmethod
     def _label_set(key: RawKey) -> tuple[Any, ...]:

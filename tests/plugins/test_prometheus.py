@@ -291,3 +291,22 @@ def test_scrapes_while_threads_record() -> None:
         scraper.join()
         assert errors == []
         assert r.metrics.sample("coredns_dns_requests_total") == 4 * 300
+
+
+def test_dropped_queries_record_the_size_of_the_reply_sent() -> None:
+    """CoreDNS reports the server's own REFUSED/SERVFAIL replies under zone
+    "dropped" with the size of that reply; a bare header (no question) is one."""
+    from pycorefile import wire as w
+
+    with pycorefile.Resolver.from_corefile("example.org:1053 {\n whoami\n prometheus\n}\n") as r:
+        refused = r.handle(w.build_query("google.com", 1, qid=3, edns_size=1232))
+        bare = r.handle(w.HEADER.pack(4, w.RD, 1, 0, 0, 0))
+        fams = families(r)
+    assert refused[3] & 0xF == w.REFUSED and bare[3] & 0xF == w.SERVFAIL
+    sizes = {s.name: s.value for s in samples(fams, "coredns_dns_response_size_bytes")
+             if s.name.endswith(("_sum", "_count"))}
+    assert sizes == {"coredns_dns_response_size_bytes_sum": len(refused) + len(bare),
+                     "coredns_dns_response_size_bytes_count": 2}
+    req = {(s.labels["zone"], s.labels["type"]): s.value
+           for s in samples(fams, "coredns_dns_requests", "coredns_dns_requests_total")}
+    assert req == {("dropped", "A"): 1, ("dropped", "other"): 1}

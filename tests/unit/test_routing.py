@@ -101,10 +101,36 @@ def test_edns_version_above_zero_is_badvers(resolver) -> None:
     assert out.header.rcode == 0           # low 4 bits of 16
 
 
-def test_no_question_is_servfail(resolver) -> None:
-    q = w.HEADER.pack(77, w.RD, 0, 0, 0, 0)
-    out = DNSRecord.parse(resolver.handle(q))
-    assert out.header.id == 77 and out.header.rcode == w.SERVFAIL
+def test_a_bare_header_is_servfail_and_qdcount_zero_is_formerr(resolver) -> None:
+    # QDCOUNT 1 but nothing after the header: miekg/dns decodes a message without a
+    # question and CoreDNS answers SERVFAIL (server.go): ID, QR, RD/CD, no sections.
+    q = w.HEADER.pack(77, w.RD | w.CD | w.AD, 1, 0, 0, 0)
+    out = resolver.handle(q)
+    assert out == w.HEADER.pack(77, w.QR | w.RD | w.CD | w.SERVFAIL, 0, 0, 0, 0)
+    # QDCOUNT 0 never gets that far: miekg/dns rejects it with FORMERR.
+    q = w.HEADER.pack(78, w.RD, 0, 0, 0, 0)
+    assert resolver.handle(q) == w.HEADER.pack(78, w.QR | w.RD | w.FORMERR, 0, 0, 0, 0)
+
+
+def test_rejected_messages_keep_the_query_header_bits(resolver) -> None:
+    """miekg/dns answers a rejected message with the query's own header: QR set, AA
+    and Z cleared, TC/RD/RA/AD/CD kept, no records; FORMERR sets opcode QUERY,
+    NOTIMP keeps the opcode. Only a question that decoded is repeated."""
+    bits = w.AA | w.TC | w.RD | w.RA | w.AD | w.CD | 0x0040  # 0x0040: the Z bit
+    kept = w.TC | w.RD | w.RA | w.AD | w.CD
+    two = w.HEADER.pack(6, bits, 2, 0, 0, 0) + b"\x00\x00\x01\x00\x01" * 2
+    assert resolver.handle(two) == w.HEADER.pack(6, w.QR | kept | w.FORMERR, 0, 0, 0, 0)
+    update = w.HEADER.pack(7, (5 << 11) | bits, 1, 0, 0, 0) + b"\x00\x00\x01\x00\x01"
+    assert resolver.handle(update) == w.HEADER.pack(7, w.QR | (5 << 11) | kept | w.NOTIMP, 0, 0, 0, 0)
+    # An opcode miekg/dns does not implement is checked before the body: NOTIMP even
+    # when the sections are bad too.
+    update_two = w.HEADER.pack(8, 2 << 11, 2, 0, 0, 0)
+    assert resolver.handle(update_two) == w.HEADER.pack(8, w.QR | (2 << 11) | w.NOTIMP, 0, 0, 0, 0)
+    # A good question followed by a record that runs past the end: the question is kept.
+    query = w.build_query("example.org", 1, qid=9)
+    question = query[12:]
+    broken = w.HEADER.pack(9, w.RD, 1, 0, 0, 1) + question + b"\x00\x00\x29\x04"
+    assert resolver.handle(broken) == w.HEADER.pack(9, w.QR | w.RD | w.FORMERR, 1, 0, 0, 0) + question
 
 
 def test_plugin_order_is_not_corefile_order() -> None:
