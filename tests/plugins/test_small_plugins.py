@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import struct
 from collections import Counter
 
 import dns.message
@@ -140,3 +141,52 @@ def test_whoami_ipv6_client() -> None:
         reply = r.resolve("x.t.test", "A", client=("2001:db8::7", 5353))
         assert reply.ar[0].rtype == 28 and str(reply.ar[0].rdata) == "2001:db8::7"
         assert reply.ar[1].rdata.port == 5353
+
+
+@pytest.mark.parametrize(
+    "client, proto, qname, edns",
+    [(("192.0.2.7", 40000), "udp", "Mixed.Case.T.test", False),
+     (("2001:db8::7", 5353), "tcp", "x.t.test", True),
+     (("198.51.100.1", 53), "udp", ".", True)],
+)
+def test_whoami_reply_bytes(client, proto: str, qname: str, edns: bool) -> None:
+    """Every part of the reply, decoded by dnspython, and the names written out
+    uncompressed, as CoreDNS (miekg/dns) sends a reply this small."""
+    import dns.message
+    import dns.rdatatype
+
+    zone = "." if qname == "." else "t.test"
+    with pycorefile.Resolver.from_corefile(f"{zone}:1053 {{\n whoami\n}}\n") as r:
+        query = dns.message.make_query(qname, "TXT", use_edns=0 if edns else False, payload=1232)
+        query.flags |= dns.flags.CD
+        query.id = 4242
+        data = r.handle(query.to_wire(), client=client, proto=proto)
+    reply = dns.message.from_wire(data)
+    assert reply.id == 4242 and reply.rcode() == 0
+    assert reply.flags & dns.flags.QR and reply.flags & dns.flags.AA
+    assert reply.flags & dns.flags.RD and reply.flags & dns.flags.CD
+    assert not reply.answer and not reply.authority
+    assert reply.question[0].name.to_text() == (qname if qname == "." else qname + ".")
+    ip, srv = reply.additional
+    assert ip.name == reply.question[0].name and ip.ttl == 0
+    assert ip.rdtype == (dns.rdatatype.AAAA if ":" in client[0] else dns.rdatatype.A)
+    assert ip[0].address == client[0]
+    owner = f"_{proto}." + ("" if qname == "." else qname + ".")
+    assert srv.name.to_text() == owner and srv.ttl == 0
+    assert (srv[0].priority, srv[0].weight, srv[0].port, srv[0].target.to_text()) == (0, 0, client[1], ".")
+    assert (reply.edns, reply.payload if edns else None) == ((0, 1232) if edns else (-1, None))
+    # No compression: both owner names are spelled out as the client sent them.
+    qwire = query.to_wire()[12:-4 - (11 if edns else 0)]
+    addr = 16 if ":" in client[0] else 4
+    size = 12 + len(qwire) + 4 + (len(qwire) + 10 + addr) + (5 + len(qwire) + 10 + 7) + (11 if edns else 0)
+    assert len(data) == size
+    assert data[12 + len(qwire) + 4:].startswith(qwire)
+
+
+def test_whoami_for_a_notify_copies_no_rd() -> None:
+    # miekg/dns SetReply copies RD and CD only for opcode QUERY.
+    with pycorefile.Resolver.from_corefile("t.test:1053 {\n whoami\n}\n") as r:
+        q = bytearray(w.build_query("x.t.test", 6, qid=5))
+        struct.pack_into("!H", q, 2, (4 << 11) | w.RD)
+        out = r.handle(bytes(q))
+    assert struct.unpack_from("!H", out, 2)[0] == w.QR | w.AA | (4 << 11)
