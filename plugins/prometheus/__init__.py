@@ -299,9 +299,19 @@ class Prometheus(Plugin):
 
     async def start(self, engine: Any) -> None:
         def app() -> Any:
-            from prometheus_client import make_wsgi_app
+            exposition: Any = None
 
-            return route("/metrics", make_wsgi_app(engine.metrics.prometheus_registry()))
+            def metrics(environ: dict[str, Any], start_response: Any) -> Any:
+                # prometheus_client (about 10 MB) is imported by the first scrape, not
+                # at start: a server nobody scrapes never loads it.
+                nonlocal exposition
+                if exposition is None:
+                    from prometheus_client import make_wsgi_app
+
+                    exposition = make_wsgi_app(engine.metrics.prometheus_registry())
+                return exposition(environ, start_response)
+
+            return route("/metrics", metrics)
 
         self.listener = acquire(engine, "prometheus", self.address, app)
 

@@ -184,3 +184,20 @@ def test_two_servers_same_process_do_not_collide() -> None:
             return sum(s.value for s in fam.samples)
 
         assert total(m1) == 2 and total(m2) == 1
+
+
+def test_prometheus_client_is_loaded_by_the_first_scrape() -> None:
+    """A server with `prometheus` does not import prometheus_client (about 10 MB in
+    some builds) until /metrics is fetched. Checked in a fresh interpreter."""
+    script = (
+        "import sys, urllib.request, pycorefile\n"
+        "text = '.:0 {\\n bind 127.0.0.1\\n prometheus 127.0.0.1:0\\n whoami\\n}\\n'\n"
+        "with pycorefile.serve(text) as s:\n"
+        "    before = 'prometheus_client' in sys.modules\n"
+        "    port = list(s.engine.shared['prometheus.listeners'].values())[0].port\n"
+        "    body = urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5).read()\n"
+        "    print(before, 'prometheus_client' in sys.modules, b'coredns_build_info' in body)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True"]
