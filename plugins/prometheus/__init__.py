@@ -2,8 +2,8 @@
 
 Names, types, labels and buckets are CoreDNS's (``plugin/metrics/vars``), so
 dashboards and alert rules written for CoreDNS work unchanged. Recording one query
-costs a dict look-up (label children are bound once per label set) and a few
-integer adds; the exposition is built by prometheus_client at scrape time.
+costs a tuple, a dict look-up and two list adds (see :class:`Recorder`); the series
+are derived at scrape time and exposed by prometheus_client.
 """
 
 from __future__ import annotations
@@ -179,20 +179,20 @@ class Recorder:
         responses: dict[tuple[str, ...], Any] = {}
         for (server, zone, proto, v6, qtype, is_do, rq, rcode, plugin, rs), tot in rows:
             count = sum(tot[:_DURATIONS])
-            _add(requests, m["requests"], (server, zone, "", proto, "2" if v6 else "1", qtype), count)
+            _child(requests, m["requests"], (server, zone, "", proto, "2" if v6 else "1", qtype)).value += count
             if is_do:
-                _add(do, m["do"], (server, zone, ""), count)
-            h = _hist(duration, m["duration"], (server, zone, ""))
+                _child(do, m["do"], (server, zone, "")).value += count
+            h = _child(duration, m["duration"], (server, zone, ""))
             for i in range(_DURATIONS):
                 h.counts[i] += tot[i]
             h.sum += tot[_DSUM]
-            h = _hist(req_size, m["req_size"], (server, zone, "", proto))
+            h = _child(req_size, m["req_size"], (server, zone, "", proto))
             h.counts[rq] += count
             h.sum += tot[_DSUM + 1]
-            h = _hist(resp_size, m["resp_size"], (server, zone, "", proto))
+            h = _child(resp_size, m["resp_size"], (server, zone, "", proto))
             h.counts[rs] += count
             h.sum += tot[_DSUM + 2]
-            _add(responses, m["responses"], (server, zone, "", rcode_label(rcode), plugin), count)
+            _child(responses, m["responses"], (server, zone, "", rcode_label(rcode), plugin)).value += count
         m["requests"].replace(requests)
         m["do"].replace(do)
         m["duration"].replace(duration)
@@ -206,14 +206,8 @@ _DERIVED = ("requests", "do", "duration", "req_size", "resp_size", "responses")
 _TYPE_LABELS = {w.qtype_code(t): t for t in MONITORED_TYPES}
 
 
-def _add(children: dict[tuple[str, ...], Any], metric: Metric, labels: tuple[str, ...], n: float) -> None:
-    child = children.get(labels)
-    if child is None:
-        child = children[labels] = metric.new_child()
-    child.value += n
-
-
-def _hist(children: dict[tuple[str, ...], Any], metric: Metric, labels: tuple[str, ...]) -> Any:
+def _child(children: dict[tuple[str, ...], Any], metric: Metric, labels: tuple[str, ...]) -> Any:
+    """The child for ``labels`` in a set being built by :meth:`Recorder.sync`."""
     child = children.get(labels)
     if child is None:
         child = children[labels] = metric.new_child()
