@@ -150,7 +150,11 @@ async def _reload(server, conf: str | None, dns_port: str | None) -> bool:  # ty
     """Re-read the Corefile; on any error keep serving the old config."""
     try:
         text, filename = _read_corefile(conf, dns_port)
-        engine = _build_engine(text, filename, dns_port)
+        # Built off the event loop: setup may look up host-name upstreams (forward),
+        # and the old config keeps answering meanwhile.
+        engine = await asyncio.get_running_loop().run_in_executor(
+            None, _build_engine, text, filename, dns_port
+        )
         for key in ("reload", "fatal"):
             engine.shared[key] = server.engine.shared.get(key)
         await server.swap(engine)

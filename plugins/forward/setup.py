@@ -24,6 +24,8 @@ from pycorefile.corefile.keys import (
 from pycorefile.corefile.model import Directive, Token
 from pycorefile.duration import format_duration, parse_duration
 
+from .resolve import lookup_host
+
 PLUGIN = "forward"
 
 #: CoreDNS refuses more than this many TO addresses in one ``forward`` line.
@@ -136,7 +138,7 @@ def parse_forward(directive: Directive, ctx: SetupContext) -> ForwardConfig:
     entries = 0
     seen: set[str] = set()
     for tok in to:
-        found = parse_to(tok, ctx.config_dir)
+        found = parse_to(tok, ctx.config_dir, cfg.resolvers)
         if found is None:
             continue  # a resolv.conf file without nameservers is skipped
         entries += 1
@@ -429,8 +431,9 @@ def _join(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def parse_to(tok: Token, config_dir: str) -> list[UpstreamSpec] | None:
-    """The upstream(s) of one TO token: an address, or a resolv.conf-style file.
+def parse_to(tok: Token, config_dir: str, resolvers: list[str] | None = None) -> list[UpstreamSpec] | None:
+    """The upstream(s) of one TO token: an address, a resolv.conf-style file, or a
+    host name, looked up now (through ``resolvers`` if given, else the system's).
 
     Returns ``None`` for a file without any ``nameserver`` line (CoreDNS skips it).
     Raises :class:`CorefileError` at the token for anything unusable.
@@ -461,13 +464,9 @@ def parse_to(tok: Token, config_dir: str) -> list[UpstreamSpec] | None:
         path = rest if os.path.isabs(rest) else os.path.join(config_dir, rest)
         if scheme == "dns" and os.path.isfile(path):
             return _resolv_conf(tok, path)
-        if is_domain_name(host) and not host.replace(".", "").isdigit():
-            raise tok.error(
-                f'not an IP address or file: "{text}" (upstreams given by host name are '
-                "not supported by pycorefile; write the IP address)",
-                plugin=PLUGIN,
-            )
-        raise tok.error(f'not an IP address or file: "{text}"', plugin=PLUGIN)
+        if host and is_domain_name(host) and not host.replace(".", "").isdigit():
+            return _by_host_name(tok, scheme, host, zone, port_text, resolvers or [])
+        raise tok.error(f'not an IP address, file, or valid domain: "{text}"', plugin=PLUGIN)
     if port_text:
         if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
             raise tok.error(f'invalid port in "{text}"', plugin=PLUGIN)
@@ -477,6 +476,35 @@ def parse_to(tok: Token, config_dir: str) -> list[UpstreamSpec] | None:
     host = str(ip) if ip.version == 6 else host
     server_name = zone if scheme == "tls" and zone else None
     return [UpstreamSpec(_join(host, port), host, port, scheme, server_name)]
+
+
+def _by_host_name(
+    tok: Token, scheme: str, host: str, zone: str, port_text: str, resolvers: list[str]
+) -> list[UpstreamSpec]:
+    """One upstream per address of ``host`` (CoreDNS ``expandAndDedup``). For TLS the
+    certificate is checked against the address, or against ``%name`` when given,
+    exactly as for an upstream written as an IP."""
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+            raise tok.error(f'invalid port in "{tok.text}"', plugin=PLUGIN)
+        port = int(port_text)
+    else:
+        port = DEFAULT_PORTS[scheme]
+    try:
+        ips = lookup_host(host, resolvers)
+    except LookupError as exc:
+        raise tok.error(f'failed to resolve "{host}": {exc}', plugin=PLUGIN) from None
+    server_name = zone if scheme == "tls" and zone else None
+    out = []
+    for text in ips:
+        ip = _parse_ip(text)
+        if ip is None:
+            continue
+        addr = str(ip)
+        out.append(UpstreamSpec(_join(addr, port), addr, port, scheme, server_name))
+    if not out:
+        raise tok.error(f'failed to resolve "{host}": no addresses found', plugin=PLUGIN)
+    return out
 
 
 def _resolv_conf(tok: Token, path: str) -> list[UpstreamSpec] | None:

@@ -11,7 +11,7 @@ import asyncio
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 
@@ -782,3 +782,57 @@ def test_metrics_names_labels_and_buckets(relay: FaultRelay) -> None:
             f'coredns_proxy_conn_cache_misses_total{{proto="udp",proxy_name="forward",'
             f'to="{relay.address}"}} 1.0' in text
         )
+
+
+# ---------------------------------------------------------------------------
+# Upstreams given by host name (CoreDNS forward: resolved when the Corefile loads)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def naming() -> Iterator[NsdServer]:
+    """A second NSD whose zone names the upstream: dns-up.example.test → 127.0.0.1."""
+    with NsdServer(extra_records="dns-up IN A 127.0.0.1\n") as server:
+        yield server
+
+
+def test_host_name_upstream_through_the_resolver_option(naming, knot) -> None:
+    text = forward_corefile(
+        f"dns-up.example.test:{knot.port}", options=f"        resolver 127.0.0.9:9 {naming.address}"
+    )
+    with serve(text) as srv:
+        fwd = forward_of(srv.engine)
+        assert [s.addr for s in fwd.config.upstreams] == [f"127.0.0.1:{knot.port}"]
+        r = ask(srv.port, "a.example.test")
+        assert r.rcode() == dns.rcode.NOERROR and r.answer[0][0].address == A_ADDRESS
+
+
+def test_host_name_upstreams_are_deduplicated_with_the_rest(naming, knot) -> None:
+    text = forward_corefile(
+        f"127.0.0.1:{knot.port}", f"dns-up.example.test:{knot.port}", "tls://dns-up.example.test%ns.test",
+        options=f"        resolver {naming.address}",
+    )
+    with Resolver.from_corefile(text) as r:
+        specs = forward_of(r.engine).config.upstreams
+    assert [(s.addr, s.scheme, s.server_name) for s in specs] == [
+        (f"127.0.0.1:{knot.port}", "dns", None),
+        ("127.0.0.1:853", "tls", "ns.test"),
+    ]
+
+
+def test_a_host_name_that_does_not_resolve_fails_at_its_line(naming) -> None:
+    text = forward_corefile("nothing-here.example.test", options=f"        resolver {naming.address}")
+    with pytest.raises(pycorefile.CorefileError) as err:
+        pycorefile.Resolver.from_corefile(text)
+    assert 'failed to resolve "nothing-here.example.test"' in str(err.value)
+    assert "Corefile:3" in str(err.value)
+
+
+def test_host_name_upstream_through_the_system_resolver(knot) -> None:
+    # "localhost" comes from /etc/hosts: no network needed.
+    with serve(forward_corefile(f"localhost:{knot.port}")) as srv:
+        addrs = [s.addr for s in forward_of(srv.engine).config.upstreams]
+        assert f"127.0.0.1:{knot.port}" in addrs
+        assert set(addrs) <= {f"127.0.0.1:{knot.port}", f"[::1]:{knot.port}"}
+        r = ask(srv.port, "a.example.test")
+        assert r.answer[0][0].address == A_ADDRESS

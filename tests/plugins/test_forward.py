@@ -199,8 +199,12 @@ def test_tls_server_names_f16(tmp_path: Path) -> None:
         ("forward . https://1.1.1.1/", 2, "DNS over HTTPS (https://) upstreams are not supported by pycorefile"),
         ("forward . https://127.0.0.1", 2, "DNS over HTTPS (https://) upstreams are not supported by pycorefile"),
         ("forward . quic://127.0.0.1", 2, "'quic' is not supported as a destination protocol in forward"),
-        ("forward . a27.0.0.1", 2, 'not an IP address or file: "a27.0.0.1" (upstreams given by host name'),
-        ("forward . ;", 2, 'not an IP address or file: ";"'),
+        # A host name is looked up while loading (here through a closed port, so the
+        # test needs no network); something that is not a name cannot be.
+        ("forward . a27.0.0.1 {\nresolver 127.0.0.1:9\n}", 2,
+         'failed to resolve "a27.0.0.1": no addresses found for "a27.0.0.1"'),
+        ("forward . ;; {\nresolver 127.0.0.1:9\n}", 2, 'failed to resolve ";;"'),
+        ("forward . a..b", 2, 'not an IP address, file, or valid domain: "a..b"'),
         ("forward . 127.0.0.1:99999", 2, "invalid port"),
         ("forward . 127.0.0.1 {\nblaatl\n}", 3, "unknown property 'blaatl'"),
         ("forward . 127.0.0.1 {\nhealth_check 0.5s domain\n}", 3, "Wrong argument count or unexpected line ending after 'domain'"),
