@@ -467,15 +467,19 @@ def parse_to(tok: Token, config_dir: str, resolvers: list[str] | None = None) ->
         if host and is_domain_name(host) and not host.replace(".", "").isdigit():
             return _by_host_name(tok, scheme, host, zone, port_text, resolvers or [])
         raise tok.error(f'not an IP address, file, or valid domain: "{text}"', plugin=PLUGIN)
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
-            raise tok.error(f'invalid port in "{text}"', plugin=PLUGIN)
-        port = int(port_text)
-    else:
-        port = DEFAULT_PORTS[scheme]
+    port = _port(tok, scheme, port_text)
     host = str(ip) if ip.version == 6 else host
     server_name = zone if scheme == "tls" and zone else None
     return [UpstreamSpec(_join(host, port), host, port, scheme, server_name)]
+
+
+def _port(tok: Token, scheme: str, port_text: str) -> int:
+    """The port written after the address, or the scheme's default."""
+    if not port_text:
+        return DEFAULT_PORTS[scheme]
+    if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+        raise tok.error(f'invalid port in "{tok.text}"', plugin=PLUGIN)
+    return int(port_text)
 
 
 def _by_host_name(
@@ -484,12 +488,7 @@ def _by_host_name(
     """One upstream per address of ``host`` (CoreDNS ``expandAndDedup``). For TLS the
     certificate is checked against the address, or against ``%name`` when given,
     exactly as for an upstream written as an IP."""
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
-            raise tok.error(f'invalid port in "{tok.text}"', plugin=PLUGIN)
-        port = int(port_text)
-    else:
-        port = DEFAULT_PORTS[scheme]
+    port = _port(tok, scheme, port_text)
     try:
         ips = lookup_host(host, resolvers)
     except LookupError as exc:
