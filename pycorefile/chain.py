@@ -146,17 +146,14 @@ class Request:
         self.qend = end + 4
         self.key = lower + data[end : end + 4]
         if an or ns or ar:
-            self._scan_records(data, an + ns, ar)
+            try:
+                self._scan_records(data, an + ns, ar)
+            except w.WireError as exc:
+                exc.question_end = self.qend  # the question itself was fine
+                raise
         return self
 
     def _scan_records(self, data: bytes, skip: int, ar: int) -> None:
-        try:
-            self._scan(data, skip, ar)
-        except w.WireError as exc:
-            exc.question_end = self.qend  # the question itself was fine
-            raise
-
-    def _scan(self, data: bytes, skip: int, ar: int) -> None:
         pos = self.qend
         n = len(data)
         for i in range(skip + ar):

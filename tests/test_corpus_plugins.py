@@ -67,7 +67,7 @@ CORPUS_HOSTS = {"dns.quad9.net": ["9.9.9.9", "149.112.112.112"]}
 def _no_network_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
     from pycorefile.plugins.forward import setup
 
-    def lookup(hostname: str, resolvers: list[str]) -> list[str]:
+    def lookup(hostname: str, resolvers: list[tuple[str, int]]) -> list[str]:
         if hostname in CORPUS_HOSTS:
             return CORPUS_HOSTS[hostname]
         raise LookupError(f"lookup {hostname}: no such host")

@@ -19,8 +19,9 @@ from pycorefile import wire as w
 TIMEOUT = 2.0
 
 
-def lookup_host(hostname: str, resolvers: list[str]) -> list[str]:
-    """The IP addresses of ``hostname``; :class:`LookupError` when there are none."""
+def lookup_host(hostname: str, resolvers: list[tuple[str, int]]) -> list[str]:
+    """The IP addresses of ``hostname`` (asking the ``(IP, port)`` resolvers in order,
+    or the system's when there are none); :class:`LookupError` when there are none."""
     if not resolvers:
         return _system_lookup(hostname)
     return _dns_lookup(hostname, resolvers)
@@ -60,20 +61,9 @@ def _ask(hostname: str, qtype: int, resolver: tuple[str, int]) -> list[str]:
     return [str(rr.rdata) for rr in reply.rr if rr.rtype == qtype]
 
 
-def _resolver_address(text: str) -> tuple[str, int]:
-    if text.startswith("["):
-        host, _, port = text[1:].partition("]:")
-        return host, int(port or 53)
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, int(port)
-    return text, 53
-
-
-def _dns_lookup(hostname: str, resolvers: list[str]) -> list[str]:
+def _dns_lookup(hostname: str, resolvers: list[tuple[str, int]]) -> list[str]:
     last: Exception | None = None
-    for text in resolvers:
-        resolver = _resolver_address(text)
+    for resolver in resolvers:
         try:
             ips = _ask(hostname, w.A, resolver)
         except Exception as exc:  # noqa: BLE001 - sockets, timeouts and dnslib's own errors

@@ -427,6 +427,14 @@ def _ip_or_ip_port(text: str) -> str | None:
     return host if _parse_ip(host) is not None else None
 
 
+def _resolver_address(text: str) -> tuple[str, int]:
+    """A ``resolver`` argument (``IP`` or ``IP:PORT``, checked at parse) as (IP, port)."""
+    hp = _split_host_port(text)
+    if hp is None:
+        return text, 53
+    return hp[0], int(hp[1] or 53)
+
+
 def _join(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -490,7 +498,7 @@ def _by_host_name(
     exactly as for an upstream written as an IP."""
     port = _port(tok, scheme, port_text)
     try:
-        ips = lookup_host(host, resolvers)
+        ips = lookup_host(host, [_resolver_address(r) for r in resolvers])
     except LookupError as exc:
         raise tok.error(f'failed to resolve "{host}": {exc}', plugin=PLUGIN) from None
     server_name = zone if scheme == "tls" and zone else None

@@ -143,10 +143,14 @@ class Recorder:
         self.record(req, DROPPED, reply.rcode, "", size, 0.0)
 
     @staticmethod
-    def _label_set(key: RawKey) -> tuple[Any, ...]:
+    def _totals(key: RawKey, slot: list[Any]) -> tuple[tuple[Any, ...], list[Any]]:
+        """A raw slot as its label set (type label, size buckets) and its totals:
+        duration counts, duration sum, request-size sum, response-size sum."""
         server, zone, proto, v6, qtype, do, nreq, rcode, plugin, size = key
-        return (server, zone, proto, v6, _TYPE_LABELS.get(qtype, "other"), do,
-                bisect_left(SIZE_BUCKETS, nreq), rcode, plugin, bisect_left(SIZE_BUCKETS, size))
+        count = sum(slot[:_DURATIONS])
+        label_set = (server, zone, proto, v6, _TYPE_LABELS.get(qtype, "other"), do,
+                     bisect_left(SIZE_BUCKETS, nreq), rcode, plugin, bisect_left(SIZE_BUCKETS, size))
+        return label_set, slot[: _DURATIONS + 1] + [count * nreq, count * size]
 
     def fold(self) -> None:
         """Move the raw slots into the label-set totals and start afresh."""
@@ -154,22 +158,20 @@ class Recorder:
             raw, self.raw = self.raw, {}
             folded = self._folded
             for key, slot in raw.items():
-                total = folded.get(ls := self._label_set(key))
-                if total is None:
-                    total = folded[ls] = [0] * _DURATIONS + [0.0, 0, 0]
-                for i, n in enumerate(slot):
-                    total[i] += n
-                count = sum(slot[:_DURATIONS])
-                total[_DSUM + 1] += count * key[6]
-                total[_DSUM + 2] += count * key[9]
+                label_set, totals = self._totals(key, slot)
+                into = folded.get(label_set)
+                if into is None:
+                    folded[label_set] = totals
+                else:
+                    for i, n in enumerate(totals):
+                        into[i] += n
 
     def sync(self) -> None:
         """Write the current totals into the six derived metrics (at read time)."""
         with self._lock:
-            rows = [(ls, tot) for ls, tot in self._folded.items()]
-            for key, slot in list(self.raw.items()):
-                count = sum(slot[:_DURATIONS])
-                rows.append((self._label_set(key), slot[:_DURATIONS + 1] + [count * key[6], count * key[9]]))
+            # Copies: a fold after the lock is released must not change these rows.
+            rows = [(label_set, totals[:]) for label_set, totals in self._folded.items()]
+            rows += [self._totals(key, slot) for key, slot in list(self.raw.items())]
         m = self.m
         requests: dict[tuple[str, ...], Any] = {}
         do: dict[tuple[str, ...], Any] = {}
