@@ -530,12 +530,15 @@ class Patch:
 
         def __init__(res: Any, nameservers: Any = None, loop: Any = None, **kwargs: Any) -> None:
             if not nameservers and not kwargs.get("servers") and "resolvconf_path" not in kwargs:
-                # c-ares accepts "ip:port" (ares_set_servers_csv). No search list and
-                # no hosts file: every name goes to the chain, exactly once.
+                # c-ares accepts "ip:port" (ares_set_servers_csv). No search list: every
+                # name goes to the chain once. The hosts file still answers first (the
+                # c-ares default, like the socket functions for localhost and this
+                # machine's name). ``lookups`` is not passed: pycares 5 does not keep
+                # that string alive while c-ares reads it, and about 1 channel in 70
+                # then got a garbage lookup order and failed every query.
                 nameservers = [patcher.cares_nameserver()]
                 flags = kwargs.get("flags")
                 kwargs["flags"] = (pycares.ARES_FLAG_EDNS if flags is None else flags) | pycares.ARES_FLAG_NOSEARCH
-                kwargs.setdefault("lookups", "b")
             orig_init(res, nameservers, loop, **kwargs)
 
         self._set(cls, "__init__", __init__)

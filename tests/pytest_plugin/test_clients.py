@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -308,6 +309,33 @@ def test_aiodns(dns_mock) -> None:
     assert [n.addr for n in info.nodes] == [(b"1.2.3.4", 80)]
     assert clients(dns_mock, "x.test") == {"aiodns"}
     dns_mock.assert_queried("gone.test", times=1)   # no search-list retries
+
+
+def test_aiodns_every_new_channel_answers(dns_mock) -> None:
+    """aiohttp makes a c-ares channel per event loop. Each one must reach the chain:
+    passing ``lookups`` to pycares 5 made about 1 channel in 70 fail every query
+    ("Could not contact DNS servers"), so 150 fresh channels would almost surely
+    show it. The hosts file still answers first, as for the socket functions."""
+    aiodns = pytest.importorskip("aiodns")
+    dns_mock.add("x.test", "1.2.3.4")
+
+    async def one() -> list[tuple[bytes, int]]:
+        r = aiodns.DNSResolver()
+        try:
+            info = await r.getaddrinfo("x.test", port=80, family=socket.AF_INET)
+            return [n.addr for n in info.nodes]
+        finally:
+            r.cancel()
+
+    async def main() -> tuple[list[Any], Any]:
+        got = [await one() for _ in range(150)]
+        local = await aiodns.DNSResolver().getaddrinfo("localhost", port=80, family=socket.AF_INET)
+        return got, local
+
+    got, local = asyncio.run(main())
+    assert got == [[(b"1.2.3.4", 80)]] * 150
+    assert [n.addr for n in local.nodes] == [(b"127.0.0.1", 80)]
+    assert dns_mock.calls and not [c for c in dns_mock.calls if c.qname == "localhost"]
 
 
 def test_aiodns_explicit_nameservers_are_kept(dns_mock, dns_server) -> None:
